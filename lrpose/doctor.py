@@ -1,0 +1,83 @@
+"""``lrpose doctor``: where every asset was found (or looked for), and a body-model sanity check."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+import torch
+
+from lrpose import __version__, assets
+from lrpose.body import SMPL_JOINT_NAMES, BodyModel
+from lrpose.config import BodyConfig
+
+
+@dataclass(frozen=True)
+class AssetRow:
+    """One row of the doctor table."""
+
+    title: str
+    status: str
+    """'found', 'missing' (needed), or 'optional'."""
+    where: str
+    remedy: str
+
+
+@dataclass(frozen=True)
+class BodyCheck:
+    """Result of posing the body that lrpose will use."""
+
+    body_id: str
+    num_vertices: int
+    height_m: float
+    symmetry_mm: float
+    """Largest left/right mismatch of the 24 T-pose joints after mirroring x, in mm."""
+
+
+def asset_rows(cfg: BodyConfig) -> list[AssetRow]:
+    """Search every asset the way the commands will, without raising."""
+    rows = []
+    keys = [
+        (f"smpl_{cfg.gender}", cfg.smpl, "optional"),
+        ("standin_body", None, "missing"),
+        ("h36m_regressor", None, "optional"),
+        ("smpl_mean_params", None, "optional"),
+        ("rscnet", None, "optional"),
+        ("detector", None, "optional"),
+    ]
+    for key, explicit, if_absent in keys:
+        found = assets.locate(key, explicit)
+        if found.path is not None:
+            rows.append(AssetRow(found.spec.title, "found", f"{found.path} ({found.source})", ""))
+        else:
+            strict = assets.is_strict(key, explicit)
+            status = "missing" if strict else if_absent
+            rows.append(AssetRow(found.spec.title, status, "searched: " + "; ".join(found.searched), found.spec.how_to_get))
+    return rows
+
+
+def body_check(body: BodyModel) -> BodyCheck:
+    """Pose the body at zero pose and measure height and left/right symmetry."""
+    with torch.no_grad():
+        out = body.forward_axis_angle(torch.zeros(1, 72))
+    v, j = out.vertices[0], out.joints[0]
+    left = [i for i, n in enumerate(SMPL_JOINT_NAMES) if n.startswith("left_")]
+    right = [SMPL_JOINT_NAMES.index(SMPL_JOINT_NAMES[i].replace("left_", "right_")) for i in left]
+    mirrored = j[right] * torch.tensor([-1.0, 1.0, 1.0])
+    sym = float((j[left] - mirrored).norm(dim=-1).max()) * 1000.0
+    return BodyCheck(body.body_id, body.num_vertices, float(v[:, 1].max() - v[:, 1].min()), sym)
+
+
+def environment() -> dict[str, str]:
+    """Versions of the things lrpose runs on."""
+    import av
+    import cv2
+    import smplx  # noqa: F401  (import check)
+
+    return {
+        "lrpose": __version__,
+        "python": platform.python_version(),
+        "torch": f"{torch.__version__} ({torch.get_num_threads()} threads, cuda {'yes' if torch.cuda.is_available() else 'no'})",
+        "opencv": f"{cv2.__version__} (HOG people detector {'yes' if hasattr(cv2, 'HOGDescriptor_getDefaultPeopleDetector') else 'no'})",
+        "pyav": av.__version__,
+    }

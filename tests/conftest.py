@@ -1,0 +1,23 @@
+"""Test set-up: one torch thread (no contention), and an isolated asset environment."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def isolated_assets(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """No LRPOSE_* variables and an empty working directory: only shipped files resolve."""
+    for var in [v for v in os.environ if v.startswith("LRPOSE_")]:
+        monkeypatch.delenv(var)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    yield work
