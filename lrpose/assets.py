@@ -80,6 +80,15 @@ SPECS: dict[str, AssetSpec] = {
         False,
         "Only needed to evaluate with the real SMPL: take J_regressor_h36m.npy from SPIN's data files and put it beside the SMPL file.",
     ),
+    "standin_mean_params": AssetSpec(
+        "standin_mean_params",
+        "mean parameters for the stand-in body",
+        ("standin_mean_params.npz",),
+        None,
+        "",
+        True,
+        "It ships with lrpose (weights/standin_mean_params.npz); rebuild it with tools/make_standin_mean_params.py.",
+    ),
     "smpl_mean_params": AssetSpec(
         "smpl_mean_params",
         "SPIN mean parameters for SMPL",

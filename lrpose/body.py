@@ -168,6 +168,11 @@ class BodyModel(nn.Module):
         return cls(data, "smpl", f"smpl-{gender}:{_file_digest(path)}", None, h36m)
 
 
+def body_kind(body_id: str) -> str:
+    """'standin' or 'smpl' from a body id ('standin-anny:...', 'smpl-neutral:...', or just 'smpl')."""
+    return "standin" if body_id.startswith("standin") else "smpl"
+
+
 def load_body(cfg: BodyConfig | None = None) -> BodyModel:
     """Resolve and load the body model: real SMPL if found (or named), else the stand-in.
 

@@ -106,13 +106,100 @@ def video(
     _planned("lrpose video: detection, tracking, per-track RSC-Net + GRU smoothing, .npz per person and an overlay video")
 
 
+def _parse_box(text: str | None):
+    import numpy as np
+
+    from lrpose.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != 4 or not (vals[2] > vals[0] and vals[3] > vals[1]):
+        raise InputError(f"--box must be x1,y1,x2,y2 with x2 > x1 and y2 > y1, got '{text}'")
+    return np.array(vals)
+
+
+def _warn_untrained(info) -> None:
+    from rich.panel import Panel
+
+    err_console.print(
+        Panel(
+            Text(
+                "No trained RSC-Net checkpoint was found, so lrpose is running an UNTRAINED network with random weights: "
+                "the pose and shape below are meaningless. Train one with 'lrpose train rscnet', or pass --weights "
+                "(lrpose, official RSC-Net.pt or SPIN model_checkpoint.pt). The output records untrained=true.",
+            ),
+            title="WARNING: untrained model",
+            style="bold yellow",
+        ),
+        soft_wrap=False,
+    )
+
+
 @app.command()
 def image(
-    path: Annotated[Path, typer.Argument(help="Image of one person.")],
+    path: Annotated[Path, typer.Argument(help="Image of one person (or a crop around them).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("results"),
+    box: Annotated[
+        str | None, typer.Option("--box", help="Person box x1,y1,x2,y2 in pixels; default: the whole image is the crop.")
+    ] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", help="RSC-Net checkpoint (lrpose, official RSC-Net.pt or SPIN).")] = None,
+    save_verts: Annotated[bool, typer.Option("--save-verts", help="Also store the mesh vertices in the .npz.")] = False,
+    smpl: SmplOpt = None,
+    gender: GenderOpt = None,
+    standin: StandinOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Reconstruct one person in an image (SMPL .npz, overlay, optional textured OBJ)."""
-    _planned("lrpose image: RSC-Net on one person crop -> SMPL .npz and an overlay PNG")
+    """Reconstruct one person in an image: SMPL .npz and an overlay PNG."""
+    import torch
+
+    from lrpose.body import body_kind, load_body
+    from lrpose.crops import validate_box
+    from lrpose.estimate import Estimator, load_model, read_image
+    from lrpose.export import save_npz, save_png
+    from lrpose.render import render_overlay
+
+    picture = read_image(path)
+    person_box = _parse_box(box)
+    if person_box is not None:
+        validate_box(person_box, picture.shape[1], picture.shape[0])
+    body = load_body(_body_config(config, smpl, gender, standin))
+    model, info = load_model(weights, body)
+    if not info.trained:
+        _warn_untrained(info)
+    if info.body_id is not None and body_kind(info.body_id) != body.name:
+        err_console.print(
+            Text(
+                f"note: the checkpoint was trained with the {body_kind(info.body_id)} body and you are using {body.body_id}: "
+                "pose transfers, betas do not.",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
+    est = Estimator(model, info, body).estimate(picture, person_box)
+    if est.below_minimum:
+        err_console.print(Text(f"note: the person crop is {est.square.side} px, below the 24 px the model is trained for", style="yellow"))
+    arrays = {
+        "pose": est.pose, "betas": est.betas, "rotmats": est.rotmats, "pred_cam": est.pred_cam, "trans": est.trans,
+        "focal_px": est.focal_px, "joints3d": est.joints3d, "joints2d": est.joints2d, "bbox": est.square.box_xyxy(),
+        "range_index": est.range_index, "native_size": est.square.side, "below_min_size": est.below_minimum,
+        "body_model": body.body_id, "checkpoint": info.checkpoint_id, "untrained": not info.trained,
+    }  # fmt: skip
+    if save_verts:
+        arrays["verts"] = est.vertices
+    stem = Path(path).stem
+    save_npz(out / f"{stem}.npz", arrays)
+    faces = body.faces
+    drawn = render_overlay(picture, torch.from_numpy(est.vertices)[None], faces, torch.from_numpy(est.trans)[None], est.focal_px)
+    save_png(out / f"{stem}_overlay.png", drawn)
+    console.print(
+        f"{path}: person crop {est.square.side} px -> range {est.range_index} | body {body.body_id} | "
+        f"checkpoint {info.checkpoint_id} -> {out / (stem + '.npz')}, {out / (stem + '_overlay.png')}",
+        soft_wrap=True,
+    )
 
 
 @app.command("eval")

@@ -40,6 +40,7 @@ def asset_rows(cfg: BodyConfig) -> list[AssetRow]:
     keys = [
         (f"smpl_{cfg.gender}", cfg.smpl, "optional"),
         ("standin_body", None, "missing"),
+        ("standin_mean_params", None, "missing"),
         ("h36m_regressor", None, "optional"),
         ("smpl_mean_params", None, "optional"),
         ("rscnet", None, "optional"),

@@ -41,8 +41,8 @@ def test_missing_smpl_dir_is_one_red_line_exit_1(monkeypatch, capsys):
 
 
 def test_planned_commands_exit_2(capsys):
-    assert main(["image", "x.png"]) == 2
-    assert "not implemented yet: lrpose image" in capsys.readouterr().err
+    assert main(["video", "x.mp4"]) == 2
+    assert "not implemented yet: lrpose video" in capsys.readouterr().err
     assert main(["train", "rscnet"]) == 2
 
 

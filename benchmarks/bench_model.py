@@ -1,0 +1,53 @@
+"""RSC-Net inference speed on this machine: crops/s by depth, input size and batch size.
+
+Run by hand: ``python benchmarks/bench_model.py [--threads 2] [--seconds 3]``; record results in
+benchmarks/RESULTS.md with the machine and date. Measures the network only (no cropping, no
+body model), eval mode, ``torch.no_grad``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+
+from lrpose.models.regressor import MeanParams
+from lrpose.models.rscnet import RSCNet, RSCNetConfig
+
+CASES = [(50, 224), (34, 128), (18, 128), (18, 96)]
+BATCHES = [1, 8, 32]
+
+
+def crops_per_second(net: RSCNet, size: int, batch: int, seconds: float) -> float:
+    x = torch.randn(batch, 3, size, size)
+    with torch.no_grad():
+        net(x, 2)  # warm-up
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds or n < 2:
+            net(x, 2)
+            n += 1
+        return n * batch / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    mean = MeanParams(np.zeros(144, np.float32), np.zeros(10, np.float32), np.array([0.9, 0, 0], np.float32), "bench")
+    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads")
+    print("| depth | input | params (M) | " + " | ".join(f"batch {b} crops/s" for b in BATCHES) + " |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in BATCHES) + " |")
+    for depth, size in CASES:
+        net = RSCNet(RSCNetConfig(depth=depth, input_size=size), mean).eval()
+        params = sum(p.numel() for p in net.parameters()) / 1e6
+        rates = [crops_per_second(net, size, b, args.seconds) for b in BATCHES]
+        print(f"| {depth} | {size} | {params:.1f} | " + " | ".join(f"{r:.1f}" for r in rates) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

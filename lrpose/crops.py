@@ -1,0 +1,107 @@
+"""Person box -> square, network-ready crop, and the affine back to image pixels.
+
+Conventions: pixel centres sit at integer coordinates (OpenCV). A box ``[x1, y1, x2, y2]`` becomes a
+square of side ``scale * max(w, h)`` around its centre (``scale`` 1.2 pads the box like SPIN's
+``scale * 200 * 1.2`` bounding-box convention, leaving room for limbs outside tight boxes). The
+square is cut at the source resolution, zero-padded where it leaves the image (never shifted,
+so the person stays centred), then resized to the network size S: bicubic when enlarging, area
+averaging when shrinking (no aliasing). Pixels are ImageNet-normalised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from lrpose.errors import InputError
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+BOX_SCALE = 1.2
+
+
+@dataclass(frozen=True)
+class SquareCrop:
+    """A square region of the source image, in source pixels."""
+
+    x0: int
+    """Left column of the square (may be negative: padded)."""
+    y0: int
+    """Top row of the square (may be negative: padded)."""
+    side: int
+    """Side in source pixels (the crop's native size)."""
+
+    def box_xyxy(self) -> np.ndarray:
+        """(4,) the square as ``[x1, y1, x2, y2]`` (x2, y2 exclusive)."""
+        return np.array([self.x0, self.y0, self.x0 + self.side, self.y0 + self.side], np.float64)
+
+    def crop_to_image(self, out_size: int) -> np.ndarray:
+        """(2, 3) affine: crop pixel (u, v) in an ``out_size`` square -> image pixel (x, y)."""
+        k = self.side / out_size
+        # crop pixel centre u covers source [x0 + u k, x0 + (u + 1) k): its centre is x0 + (u + 0.5) k - 0.5
+        return np.array([[k, 0.0, self.x0 + 0.5 * k - 0.5], [0.0, k, self.y0 + 0.5 * k - 0.5]])
+
+
+def validate_box(box_xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Check a user box against a ``width`` x ``height`` image; InputError when unusable."""
+    box = np.asarray(box_xyxy, np.float64).reshape(-1)
+    if box.shape != (4,) or not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
+        raise InputError(f"invalid box {box.tolist()}: need four numbers x1,y1,x2,y2 with x2 > x1 and y2 > y1")
+    if box[0] >= width or box[1] >= height or box[2] <= 0 or box[3] <= 0:
+        raise InputError(f"box {box.tolist()} lies outside the {width}x{height} image")
+    return box
+
+
+def square_from_box(box_xyxy: np.ndarray, scale: float = BOX_SCALE) -> SquareCrop:
+    """Square around the box centre with side ``scale * max(w, h)`` (at least 1 px)."""
+    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
+    if not (np.isfinite([x1, y1, x2, y2]).all() and x2 > x1 and y2 > y1):
+        raise ValueError(f"invalid box {list(box_xyxy)}: need x2 > x1 and y2 > y1")
+    side = max(1, int(round(scale * max(x2 - x1, y2 - y1))))
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    return SquareCrop(int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side)
+
+
+def cut_square(image: np.ndarray, sq: SquareCrop) -> np.ndarray:
+    """(side, side, 3) uint8 region of ``image`` (H, W, 3), zero where it leaves the image."""
+    h, w = image.shape[:2]
+    out = np.zeros((sq.side, sq.side, image.shape[2]), image.dtype)
+    xa, ya = max(sq.x0, 0), max(sq.y0, 0)
+    xb, yb = min(sq.x0 + sq.side, w), min(sq.y0 + sq.side, h)
+    if xb > xa and yb > ya:
+        out[ya - sq.y0 : yb - sq.y0, xa - sq.x0 : xb - sq.x0] = image[ya:yb, xa:xb]
+    return out
+
+
+def resize_square(img: np.ndarray, size: int) -> np.ndarray:
+    """Resize a square image to ``size``: bicubic when enlarging, area averaging when shrinking."""
+    if img.shape[0] == size:
+        return img.copy()
+    interp = cv2.INTER_CUBIC if size > img.shape[0] else cv2.INTER_AREA
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+def normalize(rgb: np.ndarray) -> torch.Tensor:
+    """(S, S, 3) uint8 RGB -> (3, S, S) float32 ImageNet-normalised."""
+    x = (rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+def crop_person(image: np.ndarray, box_xyxy: np.ndarray, out_size: int, scale: float = BOX_SCALE) -> tuple[torch.Tensor, SquareCrop]:
+    """Network input (3, S, S) for the person in ``box_xyxy`` of ``image`` (H, W, 3 uint8 RGB), and its square."""
+    sq = square_from_box(np.asarray(box_xyxy, np.float64), scale)
+    return normalize(resize_square(cut_square(image, sq), out_size)), sq
+
+
+def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) affine to (..., 2) points."""
+    return points @ affine[:, :2].T + affine[:, 2]
+
+
+def invert_affine(affine: np.ndarray) -> np.ndarray:
+    """Inverse of a (2, 3) affine."""
+    a = np.vstack([affine, [0.0, 0.0, 1.0]])
+    return np.linalg.inv(a)[:2]

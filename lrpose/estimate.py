@@ -1,0 +1,131 @@
+"""Single-person estimation: crop -> range -> RSC-Net -> body model -> full-frame camera.
+
+Used by ``lrpose image`` (one crop) and, batched, by the video pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from lrpose import assets
+from lrpose.body import BodyModel
+from lrpose.crops import SquareCrop, apply_affine, crop_person, validate_box
+from lrpose.errors import InputError
+from lrpose.geometry import cam_crop_to_full, rotmat_to_axis_angle, weak_perspective_project
+from lrpose.models.checkpoint import CheckpointInfo, load_checkpoint
+from lrpose.models.regressor import MeanParams, load_mean_params
+from lrpose.models.rscnet import RSCNet, RSCNetConfig
+from lrpose.resolution import below_minimum, select_range
+
+SPIN_FOCAL_PX = 5000.0
+SPIN_CROP_PX = 224.0
+UNTRAINED_SEED = 0
+
+
+@dataclass(frozen=True)
+class PersonEstimate:
+    """One person in one image (numpy, ready to save)."""
+
+    pose: np.ndarray
+    """(72,) axis-angle, root first; the root is in the camera frame (x right, y down, z forward)."""
+    betas: np.ndarray
+    """(10,)"""
+    rotmats: np.ndarray
+    """(24, 3, 3)"""
+    pred_cam: np.ndarray
+    """(3,) weak-perspective crop camera ``[s, tx, ty]``."""
+    trans: np.ndarray
+    """(3,) full-frame camera translation (metres) for ``focal_px`` and the image centre."""
+    focal_px: float
+    joints3d: np.ndarray
+    """(24, 3) metres, camera-frame orientation, before translation."""
+    joints2d: np.ndarray
+    """(24, 2) image pixels (weak-perspective projection through the crop)."""
+    vertices: np.ndarray
+    """(V, 3) metres, like ``joints3d``."""
+    square: SquareCrop
+    range_index: int
+    below_minimum: bool
+
+
+def default_mean_params(body: BodyModel) -> MeanParams:
+    """SPIN's mean parameters for the real SMPL when present, else the stand-in's shipped ones."""
+    if body.name == "smpl":
+        spin = assets.locate("smpl_mean_params").path
+        if spin is not None:
+            return load_mean_params(spin)
+    return load_mean_params(assets.resolve("standin_mean_params"))
+
+
+def load_model(weights: Path | None, body: BodyModel, config: RSCNetConfig | None = None) -> tuple[RSCNet, CheckpointInfo]:
+    """The RSC-Net to use: ``weights`` if given (must exist), else the one the resolver finds, else an
+    UNTRAINED model (seeded, flagged ``trained=False``; callers must warn loudly)."""
+    path = assets.resolve("rscnet", weights) if weights is not None else assets.locate("rscnet").path
+    if path is not None:
+        model, info = load_checkpoint(path)
+    else:
+        config = config or RSCNetConfig()
+        torch.manual_seed(UNTRAINED_SEED)
+        model = RSCNet(config, default_mean_params(body))
+        info = CheckpointInfo(f"untrained(seed={UNTRAINED_SEED})", "untrained", False, None, config)
+    return model.eval(), info
+
+
+def read_image(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from an image file; InputError when missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image {path} does not exist")
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(f"{path} is not a readable image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class Estimator:
+    """RSC-Net + body model for single crops."""
+
+    def __init__(self, model: RSCNet, info: CheckpointInfo, body: BodyModel) -> None:
+        self.model, self.info, self.body = model.eval(), info, body
+
+    @torch.no_grad()
+    def estimate(self, image: np.ndarray, box_xyxy: np.ndarray | None = None) -> PersonEstimate:
+        """Estimate the person in ``box_xyxy`` (padded 1.2x), or treat the whole image as a person-centred crop."""
+        h, w = image.shape[:2]
+        if box_xyxy is None:
+            pixels, sq = crop_person(image, np.array([0.0, 0.0, w, h]), self.model.config.input_size, scale=1.0)
+        else:
+            pixels, sq = crop_person(image, validate_box(box_xyxy, w, h), self.model.config.input_size)
+        p = select_range(sq.side)
+        out = self.model(pixels[None], p)
+        rot = out.rotmats
+        posed = self.body(rot[:, 1:], rot[:, 0], out.betas)
+        s = self.model.config.input_size
+        # weak perspective in [-1, 1] crop units -> crop pixels (edges at -0.5 and S - 0.5) -> image pixels
+        uv = weak_perspective_project(posed.joints, out.cam)[0].numpy()
+        joints2d = apply_affine(sq.crop_to_image(s), (uv + 1.0) * s / 2.0 - 0.5)
+        focal = SPIN_FOCAL_PX / SPIN_CROP_PX * max(w, h)
+        # box centre and image centre both in edge convention (their difference is what matters)
+        center = torch.tensor([[sq.x0 + sq.side / 2.0, sq.y0 + sq.side / 2.0]])
+        trans = cam_crop_to_full(
+            out.cam, center, torch.tensor([float(sq.side)]), torch.tensor([[float(w), float(h)]]), torch.tensor([focal])
+        )
+        return PersonEstimate(
+            pose=rotmat_to_axis_angle(rot[0]).reshape(72).numpy(),
+            betas=out.betas[0].numpy(),
+            rotmats=rot[0].numpy(),
+            pred_cam=out.cam[0].numpy(),
+            trans=trans[0].numpy(),
+            focal_px=focal,
+            joints3d=posed.joints[0].numpy(),
+            joints2d=joints2d,
+            vertices=posed.vertices[0].numpy(),
+            square=sq,
+            range_index=p,
+            below_minimum=below_minimum(sq.side),
+        )

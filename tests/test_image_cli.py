@@ -1,0 +1,85 @@
+"""``lrpose image``: outputs, consistency of 2D/3D results, the untrained warning, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from lrpose.cli import main
+from lrpose.models.checkpoint import save_checkpoint
+from lrpose.models.rscnet import RSCNet, RSCNetConfig
+from tests.test_models import mean_params
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "person_64px.png"
+KEYS = {"pose", "betas", "rotmats", "pred_cam", "trans", "focal_px", "joints3d", "joints2d", "bbox", "range_index",
+        "native_size", "below_min_size", "body_model", "checkpoint", "untrained"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
+    save_checkpoint(path, RSCNet(RSCNetConfig(depth=18, input_size=64), mean_params()), "standin-anny:test", trained=True)
+    return path
+
+
+def test_default_run_writes_npz_and_overlay_and_warns_untrained(tmp_path, capsys):
+    assert main(["image", str(EXAMPLE), "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "WARNING: untrained model" in captured.err
+    z = np.load(tmp_path / "person_64px.npz")
+    assert set(z.files) == KEYS
+    assert bool(z["untrained"]) and str(z["checkpoint"]).startswith("untrained")
+    assert int(z["native_size"]) == 64 and int(z["range_index"]) == 2
+    assert z["pose"].shape == (72,) and z["joints2d"].shape == (24, 2) and str(z["body_model"]).startswith("standin-anny:")
+    overlay = cv2.imread(str(tmp_path / "person_64px_overlay.png"))
+    assert overlay.shape == (64, 64, 3)
+    assert (overlay != cv2.imread(str(EXAMPLE))).any()  # a mesh was drawn
+
+
+def test_box_weights_and_geometric_consistency(tmp_path, tiny_checkpoint, capsys):
+    img = np.zeros((240, 320, 3), np.uint8)
+    img[60:190, 140:190] = 180
+    cv2.imwrite(str(tmp_path / "scene.png"), img)
+    args = ["image", str(tmp_path / "scene.png"), "--out", str(tmp_path / "o"), "--box", "140,60,190,190"]
+    assert main([*args, "--weights", str(tiny_checkpoint), "--save-verts"]) == 0
+    assert "WARNING" not in capsys.readouterr().err
+    z = np.load(tmp_path / "o" / "scene.npz")
+    assert not bool(z["untrained"]) and str(z["checkpoint"]).startswith("tiny.pt:")
+    assert int(z["native_size"]) == 156 and int(z["range_index"]) == 1  # 1.2 x 130 px
+    assert z["verts"].shape == (13718, 3)
+    # the full-frame perspective camera reproduces the crop's weak-perspective 2D joints
+    j = torch.from_numpy(z["joints3d"])[None] + torch.from_numpy(z["trans"])[None, None]
+    f = float(z["focal_px"])
+    proj = f * j[0, :, :2] / j[0, :, 2:] + torch.tensor([320 / 2 - 0.5, 240 / 2 - 0.5])
+    assert np.abs(proj.numpy() - z["joints2d"]).max() < 0.05 * 156
+
+
+def test_missing_image_is_one_line_exit_1(tmp_path, capsys):
+    assert main(["image", str(tmp_path / "none.png"), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: image {tmp_path / 'none.png'} does not exist"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--box", "1,2,3"], "--box must be x1,y1,x2,y2"),
+        (["--box", "500,500,600,600"], "lies outside"),
+        (["--weights", "/nonexistent/ck.pt"], "RSC-Net checkpoint"),
+    ],
+)
+def test_bad_options_exit_1(tmp_path, capsys, extra, message):
+    assert main(["image", str(EXAMPLE), "--out", str(tmp_path), *extra]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_text_file_named_png(tmp_path, capsys):
+    (tmp_path / "fake.png").write_text("hello")
+    assert main(["image", str(tmp_path / "fake.png"), "--out", str(tmp_path)]) == 1
+    assert "is not a readable image" in capsys.readouterr().err
