@@ -37,6 +37,15 @@ SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17
 # R wrist, R elbow, R shoulder, L shoulder, L elbow, L wrist, neck, head top) from H36M-17.
 H36M_TO_LSP14 = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10)
 NUM_BETAS = 10
+# SPIN's 24 "ground-truth" keypoints (the layout of ``S`` and ``part`` in SPIN's .npz files): LSP 14,
+# then pelvis (MPII), thorax (MPII), spine (H36M), jaw (H36M), head (H36M), nose, L eye, R eye, L ear, R ear.
+SPIN_J24_NAMES = (
+    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist", "right_elbow",
+    "right_shoulder", "left_shoulder", "left_elbow", "left_wrist", "neck", "head_top", "pelvis", "thorax", "spine",
+    "jaw", "head_h36m", "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+)  # fmt: skip
+_H36M_FOR_J24 = (*H36M_TO_LSP14, 0, 8, 7, 9, 10)  # first 19 of SPIN J24 from the H36M-17 joints
+_EXTRA_FOR_J24 = (0, 2, 1, 4, 3)  # smplx extra joints are nose, reye, leye, rear, lear
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,11 @@ class BodyModel(nn.Module):
     def lsp_joints(self, vertices: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) vertices -> (B, 14, 3) LSP joints (the evaluation set of SPIN/VIBE)."""
         return self.h36m_joints(vertices)[:, list(H36M_TO_LSP14)]
+
+    def spin_j24(self, out: BodyOutput) -> torch.Tensor:
+        """(B, 24, 3) SPIN's 24 keypoints (``SPIN_J24_NAMES``) of a posed body."""
+        h36m = self.h36m_joints(out.vertices)
+        return torch.cat([h36m[:, list(_H36M_FOR_J24)], out.extra_joints[:, list(_EXTRA_FOR_J24)]], dim=1)
 
     @classmethod
     def from_standin(cls, path: Path) -> BodyModel:

@@ -112,16 +112,19 @@ def rasterize(verts_screen: torch.Tensor, faces: torch.Tensor, height: int, widt
 def interpolate(fragments: Fragments, faces: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
     """Interpolate (B, V, C) or (V, C) per-vertex attributes -> (B, H, W, C) (zeros on background).
 
-    ``faces`` (F, 3) index the attributes (pass UV faces with UV coordinates). Differentiable w.r.t. ``attrs``.
+    ``faces`` (F, 3) index the attributes (pass UV faces with UV coordinates). Only covered
+    pixels are computed. Differentiable w.r.t. ``attrs``.
     """
     b, h, w = fragments.face_index.shape
     if attrs.dim() == 2:
         attrs = attrs.expand(b, -1, -1)
-    fidx = fragments.face_index.clamp_min(0).view(b, -1)  # (B, HW)
-    vidx = faces[fidx]  # (B, HW, 3)
-    vals = torch.gather(attrs, 1, vidx.view(b, -1, 1).expand(-1, -1, attrs.shape[-1])).view(b, h * w, 3, -1)
-    out = (vals * fragments.bary.view(b, h * w, 3, 1).to(attrs.dtype)).sum(2)
-    return (out * fragments.mask.view(b, -1, 1)).view(b, h, w, -1)
+    bi, pix = torch.nonzero(fragments.mask.view(b, -1), as_tuple=True)
+    vidx = faces[fragments.face_index.view(b, -1)[bi, pix]]  # (P, 3)
+    vals = attrs[bi[:, None], vidx]  # (P, 3, C)
+    bary = fragments.bary.view(b, -1, 3)[bi, pix].to(attrs.dtype)
+    out = attrs.new_zeros(b, h * w, attrs.shape[-1])
+    out = out.index_put((bi, pix), (vals * bary[..., None]).sum(1))
+    return out.view(b, h, w, -1)
 
 
 def sample_texture(fragments: Fragments, uv: torch.Tensor, uv_faces: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
@@ -151,19 +154,30 @@ def project_to_screen(
     return torch.cat([xy, (verts[..., 2] + translation[:, None, 2])[..., None]], -1)
 
 
+def pixel_normals(fragments: Fragments, verts_cam: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 3) unit surface normals (smooth, interpolated vertex normals), zeros on background."""
+    return F.normalize(interpolate(fragments, faces, vertex_normals(verts_cam, faces)), dim=-1, eps=1e-12)
+
+
+def lambert(normals: torch.Tensor, direction=(0.0, 0.0, 1.0), two_sided: bool = False) -> torch.Tensor:
+    """(B, H, W) cosine term ``max(0, n . -direction)`` for (B, H, W, 3) ``normals`` and ``direction``
+    (3,) the light's travel direction in the camera frame (default: a headlight). ``two_sided``: ``|n . d|``."""
+    d = F.normalize(torch.as_tensor(direction, dtype=normals.dtype, device=normals.device), dim=0)
+    cos = -(normals * d).sum(-1)
+    return cos.abs() if two_sided else cos.clamp_min(0)
+
+
 def shade(fragments: Fragments, verts_cam: torch.Tensor, faces: torch.Tensor, color: torch.Tensor, ambient: float = 0.35) -> torch.Tensor:
-    """Lambert shading with a headlight: (B, H, W, 3) in [0, 1].
+    """Two-sided Lambert shading with a headlight: (B, H, W, 3) in [0, 1].
 
     verts_cam (B, V, 3) in the camera frame (looking down +z); color (3,), (V, 3) or (B, V, 3).
     """
-    n = interpolate(fragments, faces, vertex_normals(verts_cam, faces))
-    light = torch.tensor([0.0, 0.0, -1.0], dtype=n.dtype, device=n.device)
-    lambert = (F.normalize(n, dim=-1, eps=1e-12) * light).sum(-1).abs()
+    light = lambert(pixel_normals(fragments, verts_cam, faces), two_sided=True)
     if color.dim() == 1:
-        base = color.view(1, 1, 1, 3).to(n.dtype)
+        base = color.view(1, 1, 1, 3).to(light.dtype)
     else:
-        base = interpolate(fragments, faces, color.to(n.dtype))
-    return (base * (ambient + (1 - ambient) * lambert)[..., None]).clamp(0, 1) * fragments.mask[..., None]
+        base = interpolate(fragments, faces, color.to(light.dtype))
+    return (base * (ambient + (1 - ambient) * light)[..., None]).clamp(0, 1) * fragments.mask[..., None]
 
 
 def overlay(image: np.ndarray, rendered: torch.Tensor, mask: torch.Tensor, opacity: float = 0.85) -> np.ndarray:
@@ -175,23 +189,42 @@ def overlay(image: np.ndarray, rendered: torch.Tensor, mask: torch.Tensor, opaci
 
 
 def render_overlay(
-    image: np.ndarray, vertices: torch.Tensor, faces: torch.Tensor, trans: torch.Tensor, focal_px: float, color=(0.55, 0.75, 1.0)
+    image: np.ndarray,
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    trans: torch.Tensor,
+    focal_px: float,
+    colors: torch.Tensor | None = None,
+    backend: str = "auto",
 ) -> np.ndarray:
     """Draw meshes over a uint8 RGB image.
 
     vertices (N, V, 3) camera-frame metres (one mesh per person), trans (N, 3) full-frame
-    translations, focal_px for a principal point at the image centre. Nearest surface wins.
+    translations, focal_px for a principal point at the image centre, colors (N, 3) in [0, 1]
+    (default light blue). Nearest surface wins. ``backend``: 'gl' (moderngl, fast), 'torch', or
+    'auto' (gl when a headless GL context works, else torch).
     """
     h, w = image.shape[:2]
-    if vertices.shape[0] == 0:
+    n, nv = vertices.shape[:2]
+    if n == 0:
         return image.copy()
-    center = torch.tensor([[w / 2.0 - 0.5, h / 2.0 - 0.5]], dtype=vertices.dtype).expand(vertices.shape[0], 2)
-    screen = project_to_screen(vertices, trans.to(vertices.dtype), focal_px, center)
-    n = vertices.shape[0]
-    # one scene: offset face indices per person and rasterise all meshes together
-    all_verts = screen.reshape(1, -1, 3)
-    all_faces = torch.cat([faces + i * vertices.shape[1] for i in range(n)])
-    frags = rasterize(all_verts, all_faces, h, w)
+    if colors is None:
+        colors = torch.tensor([[0.55, 0.75, 1.0]]).expand(n, 3)
+    center = torch.tensor([[w / 2.0 - 0.5, h / 2.0 - 0.5]], dtype=vertices.dtype).expand(n, 2)
+    screen = project_to_screen(vertices, trans.to(vertices.dtype), focal_px, center).reshape(1, -1, 3)
+    all_faces = torch.cat([faces + i * nv for i in range(n)])
     cam_verts = (vertices + trans[:, None, :].to(vertices.dtype)).reshape(1, -1, 3)
-    rgb = shade(frags, cam_verts, all_faces, torch.tensor(color))
+    vcolors = colors.to(vertices.dtype)[:, None, :].expand(n, nv, 3).reshape(1, -1, 3)
+    from lrpose import render_gl
+
+    if backend == "gl" or (backend == "auto" and render_gl.available()):
+        keep = screen[0, :, 2] > 0
+        if bool(keep.all()):  # GL clips by itself; the simple path wants every vertex in front
+            normals = vertex_normals(cam_verts, all_faces)[0]
+            rgb, mask = render_gl.draw(screen[0].numpy(), normals.numpy(), vcolors[0].numpy(), all_faces.numpy(), w, h)
+            return overlay(image, torch.from_numpy(rgb), torch.from_numpy(mask))
+        if backend == "gl":
+            raise ValueError("GL overlay needs every vertex in front of the camera")
+    frags = rasterize(screen, all_faces, h, w)
+    rgb = shade(frags, cam_verts, all_faces, vcolors)
     return overlay(image, rgb[0], frags.mask[0])

@@ -1,0 +1,1 @@
+"""Training-side code: synthetic data engine, datasets, losses, loops. Imports ``models/``, never the reverse."""

@@ -1,0 +1,373 @@
+"""``lrpose synth``: synthetic people with full ground truth, as SPIN-style crops or CCTV-like clips.
+
+Crops (``--kind crops``): shards ``crops_00000.npz`` of ``shard_size`` samples with
+``images`` (N, S, S, 3) uint8, ``mask`` (N, S, S) bool, ``pose`` (N, 72), ``betas`` (N, 10),
+``S`` (N, 24, 4) SPIN's 24 keypoints in 3D (camera frame, metres, + confidence),
+``part`` (N, 24, 3) the same in crop pixels (+ visibility), ``cam`` (N, 3) weak-perspective crop
+camera, ``trans`` (N, 3), ``has_smpl`` (N,), ``texture`` (N, T, T, 3) uint8 ground-truth UV maps
+(bodies with UVs). Video (``--kind video``): ``clip_00000.mp4`` plus ``clip_00000.npz`` with
+per-frame, per-person boxes, track ids, SMPL parameters, 3D joints and 2D keypoints.
+
+Every shard/clip draws from its own generator seeded by (seed, index), so output is identical
+for any number of worker processes and reruns skip files that already exist (resumable).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from lrpose.body import SPIN_J24_NAMES
+from lrpose.config import BodyConfig
+from lrpose.errors import InputError
+from lrpose.export import atomic_write_bytes, save_npz, save_png
+from lrpose.media import VideoWriter
+from lrpose.training.appearance import background, list_backgrounds, sample_lighting
+from lrpose.training.poses import load_pose_file, motion_pose, sample_motion, sample_static_pose
+from lrpose.training.scene import (
+    FLIP,
+    BodyContext,
+    CameraSpec,
+    Posed,
+    pose_in_camera,
+    project_points,
+    render_people,
+    rot_x,
+    rot_y,
+    sample_camera,
+    sample_person,
+)
+
+CROP_FOCAL_PX = 5000.0  # SPIN's focal length for 224 crops
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What to generate."""
+
+    kind: str = "crops"
+    """'crops' or 'video'."""
+    n: int = 512
+    """Number of crops, or of clips."""
+    seed: int = 0
+    crop_size: int = 224
+    tex_size: int = 128
+    shard_size: int = 64
+    workers: int = 1
+    poses: str | None = None
+    """Optional .npz of (N, 72) poses to sample body poses from."""
+    backgrounds: str | None = None
+    """Optional folder of background images."""
+    width: int = 640
+    height: int = 480
+    fps: int = 15
+    seconds: float = 4.0
+    max_people: int = 6
+
+
+_CTX: dict[str, object] = {}
+
+
+def _context(cfg: SynthConfig, body_cfg: BodyConfig) -> tuple[BodyContext, list[Path], np.ndarray | None]:
+    """Per-process cache of the body context, background list and user poses."""
+    key = f"{body_cfg}|{cfg.tex_size}|{cfg.backgrounds}|{cfg.poses}"
+    if _CTX.get("key") != key:
+        from lrpose.body import load_body
+
+        torch.set_num_threads(1)
+        _CTX.update(
+            key=key,
+            ctx=BodyContext(load_body(body_cfg), cfg.tex_size),
+            bgs=list_backgrounds(Path(cfg.backgrounds)) if cfg.backgrounds else [],
+            poses=load_pose_file(cfg.poses) if cfg.poses else None,
+        )
+    return _CTX["ctx"], _CTX["bgs"], _CTX["poses"]  # type: ignore[return-value]
+
+
+def _body_pose(rng: np.random.Generator, user: np.ndarray | None) -> np.ndarray:
+    if user is not None:
+        p = user[int(rng.integers(len(user)))].reshape(24, 3).copy()
+        p[0] = 0.0
+        return p
+    if rng.random() < 0.7:
+        return sample_static_pose(rng)
+    return motion_pose(sample_motion(rng), float(rng.uniform(0, 3)))
+
+
+def _crop_root(rng: np.random.Generator) -> np.ndarray:
+    cam = sample_camera(rng, 2, 2)
+    roll = np.array([[math.cos(r := rng.normal(0, 0.05)), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    return roll @ rot_x(cam.pitch) @ FLIP @ rot_y(rng.uniform(0, 2 * math.pi))
+
+
+def make_crops_shard(cfg: SynthConfig, body_cfg: BodyConfig, shard: int) -> dict[str, np.ndarray]:
+    """Arrays of one crops shard (see module doc)."""
+    ctx, bgs, user = _context(cfg, body_cfg)
+    rng = np.random.default_rng([cfg.seed, shard, 0])
+    count = min(cfg.shard_size, cfg.n - shard * cfg.shard_size)
+    people = [sample_person(ctx, rng) for _ in range(count)]
+    body_pose = np.stack([_body_pose(rng, user) for _ in range(count)])
+    roots = np.stack([_crop_root(rng) for _ in range(count)])
+    posed0 = pose_in_camera(ctx, np.stack([p.betas for p in people]), body_pose, roots, np.zeros((count, 3)))
+    s, f = cfg.crop_size, CROP_FOCAL_PX
+    center = np.array([s / 2 - 0.5, s / 2 - 0.5])
+    out: dict[str, list] = {k: [] for k in ("images", "mask", "S", "part", "cam", "trans")}
+    for i in range(count):
+        v = posed0.vertices[i]
+        lo, hi = v[:, :2].min(0).values.numpy(), v[:, :2].max(0).values.numpy()
+        extent = float(max(hi - lo)) * rng.uniform(1.1, 1.35)  # SPIN-like 1.2x box with detector jitter
+        tz = f * extent / s
+        shift = rng.normal(0, 0.04, 2) * extent
+        trans = np.array([-(lo[0] + hi[0]) / 2 + shift[0], -(lo[1] + hi[1]) / 2 + shift[1], tz], np.float32)
+        t = torch.from_numpy(trans)
+        posed = Posed(
+            posed0.vertices[i : i + 1] + t, posed0.joints[i : i + 1] + t, posed0.j24[i : i + 1] + t, posed0.pose[i : i + 1], trans[None]
+        )
+        r = render_people(ctx, posed, [people[i]], sample_lighting(rng), f, center, background(rng, s, s, bgs))
+        uv = project_points(posed.j24[0], f, center)
+        vis = ((uv >= 0) & (uv <= s - 1)).all(1).astype(np.float32)
+        out["images"].append(r.rgb)
+        out["mask"].append(r.person_index == 0)
+        out["S"].append(np.concatenate([posed.j24[0].numpy(), np.ones((24, 1), np.float32)], 1))
+        out["part"].append(np.concatenate([uv, vis[:, None]], 1).astype(np.float32))
+        out["cam"].append(np.array([2 * f / (s * tz), trans[0], trans[1]], np.float32))
+        out["trans"].append(trans)
+    arrays = {k: np.stack(v) for k, v in out.items()}
+    arrays.update(pose=posed0.pose.astype(np.float32), betas=np.stack([p.betas for p in people]), has_smpl=np.ones(count, np.float32))
+    if people and people[0].texture is not None:
+        arrays["texture"] = np.stack([p.texture for p in people])
+    return arrays
+
+
+def _ground_backdrop(rng: np.random.Generator, cam: CameraSpec, bgs: list[Path]) -> np.ndarray:
+    """Background with a textured ground plane seen in perspective (paving, markings) below the horizon."""
+    w, h = cam.width, cam.height
+    img = background(rng, h, w, bgs).astype(np.float32)
+    size, metres = 1024, 60.0
+    base = rng.uniform(70, 170)
+    ground = base + 12 * cv2.resize(rng.normal(0, 1, (32, 32)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    ground = np.repeat(ground[..., None], 3, 2) * rng.uniform(0.85, 1.15, 3)
+    tile = int(rng.integers(20, 60))
+    ground[::tile] *= 0.75
+    ground[:, ::tile] *= 0.75
+    for _ in range(int(rng.integers(0, 4))):
+        x = int(rng.integers(0, size))
+        ground[:, x : x + 6] = 230.0
+    m = metres / size
+    a = np.array([[m, 0, -metres / 2], [0, m, -metres - 0.5], [0, 0, 1]])  # texture px -> ground (X, Z), Z < 0 in front
+    r = cam.r_cw
+    c = np.array([0.0, cam.height_m, 0.0])
+    k = np.array([[cam.focal_px, 0, cam.center_px[0]], [0, cam.focal_px, cam.center_px[1]], [0, 0, 1]])
+    hom = k @ np.stack([r[:, 0], r[:, 2], -r @ c], 1) @ a
+    warped = cv2.warpPerspective(ground.clip(0, 255).astype(np.float32), hom, (w, h), flags=cv2.INTER_AREA)
+    inside = cv2.warpPerspective(np.ones((size, size), np.float32), hom, (w, h)) > 0.5
+    img[inside] = warped[inside]
+    return img.clip(0, 255).astype(np.uint8)
+
+
+def _place_on_ground(rng: np.random.Generator, cam: CameraSpec) -> np.ndarray | None:
+    """World ground point (3,) where a person appears 24-200 px tall inside the frame, or None."""
+    r_wc = cam.r_cw.T
+    for _ in range(50):
+        h_px = math.exp(rng.uniform(math.log(28), math.log(200)))
+        z = cam.focal_px * 1.7 / h_px
+        x = (rng.uniform(0.1, 0.9) * cam.width - cam.center_px[0]) * z / cam.focal_px
+        y = -(cam.height_m + r_wc[1, 0] * x + r_wc[1, 2] * z) / r_wc[1, 1]
+        v = cam.focal_px * y / z + cam.center_px[1]
+        if 0.35 * cam.height < v < cam.height and z > 1.0:
+            return np.array([0.0, cam.height_m, 0.0]) + r_wc @ np.array([x, y, z])
+    return None
+
+
+def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path) -> dict[str, np.ndarray]:
+    """Render one clip to ``out_dir/clip_XXXXX.mp4``; return its ground truth arrays."""
+    ctx, bgs, user = _context(cfg, body_cfg)
+    rng = np.random.default_rng([cfg.seed, index, 1])
+    cam = sample_camera(rng, cfg.width, cfg.height)
+    frames = max(1, int(round(cfg.seconds * cfg.fps)))
+    starts = [p for p in (_place_on_ground(rng, cam) for _ in range(int(rng.integers(1, cfg.max_people + 1)))) if p is not None]
+    n = len(starts)
+    people = [sample_person(ctx, rng) for _ in range(n)]
+    motions = [sample_motion(rng) for _ in range(n)]
+    yaw0 = rng.uniform(0, 2 * math.pi, n)
+    dt = 1.0 / cfg.fps
+    pos = np.zeros((frames, n, 3))
+    yaw = np.zeros((frames, n))
+    body_pose = np.zeros((frames, n, 24, 3))
+    for i in range(n):
+        p, psi = starts[i].copy(), yaw0[i]
+        for t in range(frames):
+            pos[t, i], yaw[t, i] = p, psi
+            body_pose[t, i] = motion_pose(motions[i], t * dt)
+            p = p + motions[i].speed_mps * dt * np.array([math.sin(psi), 0.0, math.cos(psi)])
+            psi += motions[i].turn_rate * dt
+    r_cw = cam.r_cw
+    roots = np.einsum("ij,tnjk->tnik", r_cw, np.stack([[rot_y(a) for a in row] for row in yaw])) if n else np.zeros((frames, 0, 3, 3))
+    betas = np.stack([p.betas for p in people]) if n else np.zeros((0, 10), np.float32)
+    flat = pose_in_camera(
+        ctx,
+        np.repeat(betas[None], frames, 0).reshape(-1, 10),
+        body_pose.reshape(-1, 24, 3),
+        roots.reshape(-1, 3, 3),
+        np.zeros((frames * n, 3)),
+    )
+    # feet on the ground and pelvis over the walking position, in world coordinates
+    c = np.array([0.0, cam.height_m, 0.0])
+    v_w = torch.einsum("ij,bvj->bvi", torch.tensor(r_cw.T, dtype=torch.float32), flat.vertices)
+    j0_w = (r_cw.T @ flat.joints[:, 0].numpy().T).T
+    target = pos.reshape(-1, 3)
+    off_w = np.stack([target[:, 0] - j0_w[:, 0], -v_w[..., 1].min(1).values.numpy(), target[:, 2] - j0_w[:, 2]], 1)
+    off_c = torch.tensor(((off_w - c) @ r_cw.T), dtype=torch.float32)
+    verts = (flat.vertices + off_c[:, None]).reshape(frames, n, -1, 3)
+    joints = (flat.joints + off_c[:, None]).reshape(frames, n, 24, 3)
+    j24 = (flat.j24 + off_c[:, None]).reshape(frames, n, 24, 3)
+    pose = flat.pose.reshape(frames, n, 72)
+    trans = off_c.numpy().reshape(frames, n, 3)
+    light = sample_lighting(rng)
+    backdrop = _ground_backdrop(rng, cam, bgs)
+    gt = {
+        k: np.zeros(s, np.float32) for k, s in (("boxes", (frames, n, 4)), ("joints2d", (frames, n, 24, 2)), ("part", (frames, n, 24, 3)))
+    }
+    pixels = np.zeros((frames, n), np.int32)
+    with VideoWriter(out_dir / f"clip_{index:05d}.mp4", cfg.fps, cfg.width, cfg.height) as writer:
+        for t in range(frames):
+            front = verts[t, :, :, 2].min(1).values > 0.3 if n else torch.zeros(0, dtype=torch.bool)
+            idx = [i for i in range(n) if bool(front[i])]
+            posed_t = Posed(verts[t, idx], joints[t, idx], j24[t, idx], pose[t, idx], trans[t, idx])
+            r = render_people(ctx, posed_t, [people[i] for i in idx], light, cam.focal_px, cam.center_px, backdrop)
+            writer.write(r.rgb)
+            for k, i in enumerate(idx):
+                uv = project_points(verts[t, i], cam.focal_px, cam.center_px)
+                lo, hi = uv.min(0), uv.max(0)
+                gt["boxes"][t, i] = [max(lo[0], 0), max(lo[1], 0), min(hi[0], cam.width - 1), min(hi[1], cam.height - 1)]
+                gt["joints2d"][t, i] = project_points(joints[t, i], cam.focal_px, cam.center_px)
+                puv = project_points(j24[t, i], cam.focal_px, cam.center_px)
+                inside = ((puv >= 0) & (puv <= [cam.width - 1, cam.height - 1])).all(1)
+                gt["part"][t, i] = np.concatenate([puv, inside[:, None]], 1)
+                pixels[t, i] = int((r.person_index == k).sum())
+    result = {
+        **gt,
+        "pixels": pixels,
+        "present": pixels > 0,
+        "track_ids": np.arange(n, dtype=np.int32),
+        "betas": betas.astype(np.float32),
+        "pose": pose.astype(np.float32),
+        "trans": trans.astype(np.float32),
+        "joints3d": joints.numpy().astype(np.float32),
+        "S": np.concatenate([j24.numpy(), np.ones((frames, n, 24, 1), np.float32)], -1),
+        "frame_ids": np.arange(frames, dtype=np.int32),
+        "fps": np.float32(cfg.fps),
+        "focal_px": np.float32(cam.focal_px),
+        "center_px": cam.center_px.astype(np.float32),
+        "r_cw": r_cw.astype(np.float32),
+        "camera_height_m": np.float32(cam.height_m),
+        "camera_kind": np.array(cam.kind),
+        "motion": np.array([m.kind for m in motions]),
+    }
+    if people and people[0].texture is not None:
+        result["texture"] = np.stack([p.texture for p in people])
+    return result
+
+
+def _job(args: tuple[SynthConfig, BodyConfig, int, str]) -> str:
+    cfg, body_cfg, index, out = args
+    out_dir = Path(out)
+    if cfg.kind == "crops":
+        path = out_dir / f"crops_{index:05d}.npz"
+        if not path.exists():
+            save_npz(path, make_crops_shard(cfg, body_cfg, index))
+    else:
+        path = out_dir / f"clip_{index:05d}.npz"
+        if not path.exists():  # the .npz is written after the .mp4: its presence marks a finished clip
+            save_npz(path, make_clip(cfg, body_cfg, index, out_dir))
+    return path.name
+
+
+def generate(cfg: SynthConfig, body_cfg: BodyConfig, out: Path, progress=None) -> list[Path]:
+    """Generate the dataset into ``out`` (resumable); ``progress(done, total)`` is called per file."""
+    if cfg.kind not in ("crops", "video"):
+        raise InputError(f"--kind must be crops or video, not '{cfg.kind}'")
+    if cfg.n < 1:
+        raise InputError("--n must be at least 1")
+    if cfg.backgrounds and not Path(cfg.backgrounds).is_dir():
+        raise InputError(f"--backgrounds {cfg.backgrounds} is not a folder")
+    if cfg.poses:
+        load_pose_file(cfg.poses)  # fail early on a bad file
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = -(-cfg.n // cfg.shard_size) if cfg.kind == "crops" else cfg.n
+    args = [(cfg, body_cfg, i, str(out)) for i in range(jobs)]
+    names = []
+    if cfg.workers > 1 and jobs > 1:
+        with mp.get_context("spawn").Pool(min(cfg.workers, jobs)) as pool:
+            for name in pool.imap(_job, args):
+                names.append(name)
+                if progress:
+                    progress(len(names), jobs)
+    else:
+        for a in args:
+            names.append(_job(a))
+            if progress:
+                progress(len(names), jobs)
+    meta = {"kind": cfg.kind, "config": asdict(cfg), "files": names, "spin_j24_names": list(SPIN_J24_NAMES), "format_version": 1}
+    atomic_write_bytes(out / "meta.json", json.dumps(meta, indent=1).encode())
+    return [out / n for n in names]
+
+
+def preview(out: Path, kind: str, max_items: int = 16) -> Path:
+    """Contact sheet ``out/preview.png``: samples with their visible 2D keypoints drawn."""
+    out = Path(out)
+    tiles = []
+    if kind == "crops":
+        for shard in sorted(out.glob("crops_*.npz")):
+            with np.load(shard) as z:
+                for img, part in zip(z["images"], z["part"], strict=True):
+                    tiles.append(_draw_points(img, part))
+                    if len(tiles) >= max_items:
+                        break
+            if len(tiles) >= max_items:
+                break
+    else:
+        import av
+
+        for npz in sorted(out.glob("clip_*.npz"))[:max_items]:
+            with av.open(str(npz.with_suffix(".mp4"))) as container:
+                first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+            with np.load(npz) as z:
+                img = first
+                for i in range(z["boxes"].shape[1]):
+                    if z["present"][0, i]:
+                        x1, y1, x2, y2 = z["boxes"][0, i].astype(int)
+                        img = cv2.rectangle(img.copy(), (x1, y1), (x2, y2), (255, 255, 0), 1)
+                        img = _draw_points(img, z["part"][0, i])
+            tiles.append(img)
+    if not tiles:
+        raise InputError(f"nothing to preview in {out}")
+    cols = min(4, len(tiles))
+    rows = -(-len(tiles) // cols)
+    h, w = tiles[0].shape[:2]
+    sheet = np.zeros((rows * h, cols * w, 3), np.uint8)
+    for k, tile in enumerate(tiles):
+        sheet[(k // cols) * h : (k // cols + 1) * h, (k % cols) * w : (k % cols + 1) * w] = tile
+    save_png(out / "preview.png", sheet)
+    return out / "preview.png"
+
+
+def _draw_points(img: np.ndarray, part: np.ndarray) -> np.ndarray:
+    img = img.copy()
+    for x, y, vis in part:
+        if vis > 0:
+            cv2.circle(img, (int(round(x)), int(round(y))), 1, (0, 255, 0), -1)
+    return img
+
+
+def with_overrides(cfg: SynthConfig, **kw) -> SynthConfig:
+    """``cfg`` with the given fields replaced (None values ignored)."""
+    return replace(cfg, **{k: v for k, v in kw.items() if v is not None})
