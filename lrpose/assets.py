@@ -108,6 +108,15 @@ SPECS: dict[str, AssetSpec] = {
         "Train one with 'lrpose train rscnet', or put the official RSC-Net.pt / SPIN model_checkpoint.pt in "
         "./weights or $LRPOSE_WEIGHTS, or pass --weights FILE.",
     ),
+    "texture": AssetSpec(
+        "texture",
+        "texture network checkpoint",
+        ("lrpose_texture.pt",),
+        None,
+        "",
+        False,
+        "Train one with 'lrpose train texture', put it in ./weights or $LRPOSE_WEIGHTS, or pass --texture-weights FILE.",
+    ),
     "detector": AssetSpec(
         "detector",
         "YOLO person detector weights",

@@ -6,6 +6,7 @@ traceback. Commands whose implementation has not landed yet exit with code 2 and
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -139,6 +140,29 @@ def _warn_untrained(info) -> None:
     )
 
 
+def _write_textured(body, picture, est, stem: Path, texture_weights: Path | None) -> None:
+    """Predict the texture of the person in ``est`` and write OBJ/MTL/PNG and the 3-view PNG."""
+    from lrpose.crops import cut_square
+    from lrpose.export import save_obj, save_png
+    from lrpose.textured import load_texture_net, predict_texture, three_view, upright_vertices
+
+    net, tex_id, trained = load_texture_net(texture_weights)
+    if not trained:
+        err_console.print(
+            Text(
+                "WARNING: no trained texture network found: the texture comes from an UNTRAINED network (meaningless). "
+                "Train one with 'lrpose train texture' or pass --texture-weights.",
+                style="bold yellow",
+            ),
+            soft_wrap=True,
+        )
+    tex = predict_texture(net, cut_square(picture, est.square))
+    faces = body.faces.numpy()
+    save_obj(stem.with_suffix(".obj"), upright_vertices(est.vertices), faces, body.uv.numpy(), body.uv_faces.numpy(), tex)
+    save_png(stem.with_name(stem.name + "_3view.png"), three_view(body, est.rotmats, est.betas, tex))
+    console.print(f"texture ({tex_id}): {stem}.obj, {stem}.mtl, {stem}_texture.png, {stem}_3view.png", soft_wrap=True)
+
+
 @app.command()
 def image(
     path: Annotated[Path, typer.Argument(help="Image of one person (or a crop around them).")],
@@ -148,6 +172,10 @@ def image(
     ] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="RSC-Net checkpoint (lrpose, official RSC-Net.pt or SPIN).")] = None,
     save_verts: Annotated[bool, typer.Option("--save-verts", help="Also store the mesh vertices in the .npz.")] = False,
+    texture: Annotated[
+        bool, typer.Option("--texture", help="Also estimate the texture: textured OBJ + MTL + PNG and a 3-view PNG.")
+    ] = False,
+    texture_weights: Annotated[Path | None, typer.Option("--texture-weights", help="Texture network checkpoint.")] = None,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,
@@ -158,6 +186,7 @@ def image(
 
     from lrpose.body import body_kind, load_body
     from lrpose.crops import validate_box
+    from lrpose.errors import InputError
     from lrpose.estimate import Estimator, load_model, read_image
     from lrpose.export import save_npz, save_png
     from lrpose.render import render_overlay
@@ -167,6 +196,8 @@ def image(
     if person_box is not None:
         validate_box(person_box, picture.shape[1], picture.shape[0])
     body = load_body(_body_config(config, smpl, gender, standin))
+    if texture and body.uv is None:
+        raise InputError("--texture needs a body model with a UV layout (the stand-in has one; SMPL's .pkl has none)")
     model, info = load_model(weights, body)
     if not info.trained:
         _warn_untrained(info)
@@ -195,6 +226,8 @@ def image(
     faces = body.faces
     drawn = render_overlay(picture, torch.from_numpy(est.vertices)[None], faces, torch.from_numpy(est.trans)[None], est.focal_px)
     save_png(out / f"{stem}_overlay.png", drawn)
+    if texture:
+        _write_textured(body, picture, est, out / stem, texture_weights)
     console.print(
         f"{path}: person crop {est.square.side} px -> range {est.range_index} | body {body.body_id} | "
         f"checkpoint {info.checkpoint_id} -> {out / (stem + '.npz')}, {out / (stem + '_overlay.png')}",
@@ -202,10 +235,114 @@ def image(
     )
 
 
+def _data_set(data: Path, img_root: Path | None):
+    from lrpose.errors import InputError
+    from lrpose.training.data import SpinDataset, SyntheticCrops
+
+    if data.is_dir():
+        return SyntheticCrops(data)
+    if data.suffix == ".npz" and data.is_file():
+        if img_root is None:
+            raise InputError(f"{data} is SPIN-format data: give its image folder with --img-root")
+        return SpinDataset(data, img_root)
+    raise InputError(f"--data {data} is neither a folder of synthetic crops nor a SPIN-format .npz")
+
+
+def _eval_texture(data, weights, low_res, reid_weights, limit, json_out, smpl, standin, config) -> None:
+    import json
+
+    from lrpose import assets
+    from lrpose.body import load_body
+    from lrpose.export import atomic_write_bytes
+    from lrpose.training.texture import ReIDFeatures, TextureCrops, evaluate_texture, load_texture_checkpoint
+
+    dataset = TextureCrops(data)
+    body = load_body(_body_config(config, smpl, None, standin))
+    reid = ReIDFeatures(reid_weights) if reid_weights else None
+    paths = list(weights) if weights else [assets.resolve("texture")]
+    table = Table(title=f"texture metrics on {data} (person images {low_res} px; lower is better)")
+    for col in ("checkpoint", "UV L1", "render L1", *(["ReID dist"] if reid else [])):
+        table.add_column(col, overflow="fold")
+    records = []
+    for path in paths:
+        net, _ = load_texture_checkpoint(path)
+        r = evaluate_texture(net, body, dataset, low_res=low_res, limit=limit, reid=reid)
+        records.append({"checkpoint": str(path), **r})
+        table.add_row(str(path), f"{r['uv_l1']:.4f}", f"{r['image_l1']:.4f}", *([f"{r['reid_distance']:.4f}"] if reid else []))
+    console.print(table)
+    if json_out:
+        atomic_write_bytes(json_out, json.dumps(records, indent=1).encode())
+
+
 @app.command("eval")
-def evaluate() -> None:
-    """MPJPE / PA-MPJPE / PVE / acceleration error at chosen resolutions."""
-    _planned("lrpose eval: MPJPE, PA-MPJPE, PVE and accel error at 224/176/96/52/32 px")
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="Folder of synthetic crops or a SPIN-format .npz.")],
+    weights: Annotated[
+        list[Path] | None, typer.Option("--weights", help="Checkpoint(s) to compare (repeatable); default: the shipped one.")
+    ] = None,
+    task: Annotated[str, typer.Option("--task", help="pose (RSC-Net) or texture (texture network).")] = "pose",
+    low_res: Annotated[int, typer.Option("--low-res", help="texture: person image side fed to the network.")] = 32,
+    reid_weights: Annotated[
+        Path | None, typer.Option("--reid-weights", help="texture: ResNet-50 ReID backbone for the ReID distance.")
+    ] = None,
+    resolutions: Annotated[str, typer.Option("--resolutions", help="Person crop sides in px.")] = "224,176,96,52,32",
+    img_root: Annotated[Path | None, typer.Option("--img-root", help="Image folder of SPIN-format data.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Evaluate the first N samples only.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the table as JSON.")] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the table as CSV.")] = None,
+    smpl: SmplOpt = None,
+    standin: StandinOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """MPJPE / PA-MPJPE / PVE (mm) of checkpoints at chosen person resolutions."""
+    import csv
+    import io
+    import json
+
+    from lrpose import assets
+    from lrpose.body import load_body
+    from lrpose.errors import InputError
+    from lrpose.evaluation import evaluate as run_eval
+    from lrpose.export import atomic_write_bytes
+    from lrpose.models.checkpoint import load_checkpoint
+
+    if task == "texture":
+        _eval_texture(data, weights, low_res, reid_weights, limit, json_out, smpl, standin, config)
+        return
+    if task != "pose":
+        raise InputError(f"--task must be pose or texture, not '{task}'")
+    try:
+        sides = [int(v) for v in resolutions.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--resolutions must be comma-separated integers, got '{resolutions}'") from None
+    if not sides or min(sides) < 1:
+        raise InputError("--resolutions needs at least one positive size")
+    dataset = _data_set(data, img_root)
+    body = load_body(_body_config(config, smpl, None, standin))
+    paths = list(weights) if weights else [assets.resolve("rscnet")]
+    rows = []
+    for path in paths:
+        model, info = load_checkpoint(path)
+        if not info.trained:
+            err_console.print(Text(f"note: {path} is marked untrained", style="yellow"))
+        results = run_eval(model, body, dataset, sides, limit=limit)
+        rows.append((str(path), results))
+    table = Table(title=f"MPJPE / PA-MPJPE (mm) on {data} ({rows[0][1][0].samples} samples)")
+    table.add_column("checkpoint", overflow="fold")
+    for r in sides:
+        table.add_column(f"{r} px", justify="right")
+    for name, results in rows:
+        table.add_row(name, *[f"{x.mpjpe:.1f} / {x.pa_mpjpe:.1f}" for x in results])
+    console.print(table)
+    records = [{"checkpoint": name, **vars(x)} for name, results in rows for x in results]
+    if json_out:
+        atomic_write_bytes(json_out, json.dumps(records, indent=1).encode())
+    if csv_out:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+        atomic_write_bytes(csv_out, buf.getvalue().encode())
 
 
 @app.command()
@@ -258,9 +395,67 @@ def synth(
 
 
 @train_app.command("rscnet")
-def train_rscnet() -> None:
-    """Train RSC-Net (progressive multi-resolution, self-supervision, contrastive loss)."""
-    _planned("lrpose train rscnet")
+def train_rscnet(
+    data: Annotated[list[Path], typer.Option("--data", help="Synthetic crop folder(s) and/or SPIN-format .npz file(s) (repeatable).")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, log, loss plot.")],
+    img_root: Annotated[list[Path] | None, typer.Option("--img-root", help="Image folder per SPIN .npz, in the same order.")] = None,
+    ratios: Annotated[str | None, typer.Option("--ratios", help="Mixing ratios per --data, e.g. 0.3,0.6,0.1.")] = None,
+    init: Annotated[Path | None, typer.Option("--init", help="Start from a checkpoint (lrpose, official RSC-Net or SPIN).")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue a run from its last.pt (step, optimizer, queue).")] = None,
+    depth: Annotated[int, typer.Option("--depth", help="50 (paper), 34 or 18.")] = 18,
+    input_size: Annotated[int, typer.Option("--input-size")] = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    steps: Annotated[int, typer.Option("--steps")] = 1000,
+    lr: Annotated[float, typer.Option("--lr")] = 5e-5,
+    lambda_s: Annotated[float, typer.Option("--lambda-s")] = 0.1,
+    lambda_f: Annotated[float, typer.Option("--lambda-f")] = 0.1,
+    ss: Annotated[str, typer.Option("--ss", help="directional | highest | undirected | none")] = "directional",
+    cl: Annotated[str, typer.Option("--cl", help="contrastive | mse | cosine | none")] = "contrastive",
+    queue_size: Annotated[int, typer.Option("--queue-size")] = 8192,
+    progressive: Annotated[bool, typer.Option("--progressive/--no-progressive")] = True,
+    baseline: Annotated[bool, typer.Option("--baseline", help="Plain network: no resolution-aware alphas.")] = False,
+    ckpt_every: Annotated[int, typer.Option("--ckpt-every")] = 200,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    workers: Annotated[int, typer.Option("--workers", help="Data loader processes.")] = 0,
+    smpl: SmplOpt = None,
+    standin: StandinOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Train RSC-Net (progressive multi-resolution, directional self-supervision, contrastive loss)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from lrpose.body import load_body
+    from lrpose.errors import InputError
+    from lrpose.training.loop import TrainConfig
+    from lrpose.training.loop import train_rscnet as run
+
+    if ss not in ("directional", "highest", "undirected", "none") or cl not in ("contrastive", "mse", "cosine", "none"):
+        raise InputError("--ss must be directional|highest|undirected|none and --cl contrastive|mse|cosine|none")
+    for name, value in (("--steps", steps), ("--batch-size", batch_size), ("--queue-size", queue_size), ("--ckpt-every", ckpt_every)):
+        if value < 1:
+            raise InputError(f"{name} must be at least 1, got {value}")
+    try:
+        ratio_values = tuple(float(v) for v in ratios.split(",")) if ratios else ()
+    except ValueError:
+        raise InputError(f"--ratios must be comma-separated numbers, got '{ratios}'") from None
+    cfg = TrainConfig(
+        data=tuple(str(d) for d in data), out=str(out), img_roots=tuple(str(r) for r in img_root or []), ratios=ratio_values,
+        init=str(init) if init else None, depth=depth, input_size=input_size, batch_size=batch_size, steps=steps, lr=lr,
+        lambda_s=lambda_s, lambda_f=lambda_f, ss=ss, cl=cl, queue_size=queue_size, progressive=progressive, baseline=baseline,
+        ckpt_every=ckpt_every, seed=seed, workers=workers,
+    )  # fmt: skip
+    body = load_body(_body_config(config, smpl, None, standin))
+    with Progress("train", BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console) as bar:  # fmt: skip
+        task = bar.add_task("train", total=steps, info="")
+
+        def report(step: int, total: int, parts: dict) -> None:
+            info = f"loss {parts['loss']:.3f} (basic {parts['basic']:.3f} ss {parts['ss']:.4f} cl {parts['cl']:.3f})"
+            bar.update(task, completed=step, info=info)
+
+        is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
+        final = run(cfg, body, resume=resume, progress=report if is_main else None)
+    console.print(f"checkpoint: {final} | log: {out / 'train_log.csv'} | plot: {out / 'loss.png'}", soft_wrap=True)
 
 
 @train_app.command("temporal")
@@ -270,9 +465,62 @@ def train_temporal() -> None:
 
 
 @train_app.command("texture")
-def train_texture() -> None:
-    """Train the texture network."""
-    _planned("lrpose train texture")
+def train_texture(
+    data: Annotated[Path, typer.Option("--data", help="Synthetic crops with ground-truth UV textures (lrpose synth --kind crops).")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder.")],
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue from the run's last.pt.")] = None,
+    masks: Annotated[
+        Path | None, typer.Option("--masks", help="With --data a folder of pedestrian images: their masks (same names, PNG).")
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option("--weights", help="RSC-Net checkpoint for mesh and camera (required for image folders).")
+    ] = None,
+    steps: Annotated[int, typer.Option("--steps")] = 1000,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    lr: Annotated[float, typer.Option("--lr")] = 2e-4,
+    low_res: Annotated[int, typer.Option("--low-res", help="Person image side fed to the network (the paper: 32).")] = 32,
+    tex_size: Annotated[int, typer.Option("--tex-size")] = 128,
+    width: Annotated[int, typer.Option("--width", help="Channels of the first block.")] = 32,
+    no_global: Annotated[bool, typer.Option("--no-global", help="Ablation: no global context module.")] = False,
+    fusion: Annotated[str, typer.Option("--fusion", help="sum (paper) or concat.")] = "sum",
+    reid_weights: Annotated[
+        Path | None, typer.Option("--reid-weights", help="ResNet-50 ReID backbone state dict for the ReID loss.")
+    ] = None,
+    reid_weight: Annotated[float, typer.Option("--reid-weight")] = 0.0,
+    ckpt_every: Annotated[int, typer.Option("--ckpt-every")] = 200,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    smpl: SmplOpt = None,
+    standin: StandinOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Train the texture network (TexGlo) on synthetic crops with ground-truth UV maps."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from lrpose.body import load_body
+    from lrpose.errors import InputError
+    from lrpose.training.texture import TextureTrainConfig
+    from lrpose.training.texture import train_texture as run
+
+    if fusion not in ("sum", "concat"):
+        raise InputError(f"--fusion must be sum or concat, not '{fusion}'")
+    if steps < 1 or batch_size < 1 or ckpt_every < 1:
+        raise InputError("--steps, --batch-size and --ckpt-every must be at least 1")
+    cfg = TextureTrainConfig(
+        data=str(data), out=str(out), steps=steps, batch_size=batch_size, lr=lr, low_res=low_res, tex_size=tex_size, width=width,
+        global_context=not no_global, fusion=fusion, reid_weights=str(reid_weights) if reid_weights else None,
+        reid_weight=reid_weight, ckpt_every=ckpt_every, seed=seed, masks=str(masks) if masks else None,
+        mesh_weights=str(weights) if weights else None,
+    )  # fmt: skip
+    body = load_body(_body_config(config, smpl, None, standin))
+    with Progress("train texture", BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console) as bar:  # fmt: skip
+        task = bar.add_task("texture", total=steps, info="")
+
+        def report(step: int, total: int, parts: dict) -> None:
+            bar.update(task, completed=step, info=f"uv L1 {parts['uv_l1']:.4f} img L1 {parts['image_l1']:.4f}")
+
+        final = run(cfg, body, resume=resume, progress=report)
+    console.print(f"checkpoint: {final} | log: {out / 'train_log.csv'} | plot: {out / 'loss.png'}", soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,7 @@ def asset_rows(cfg: BodyConfig) -> list[AssetRow]:
         ("h36m_regressor", None, "optional"),
         ("smpl_mean_params", None, "optional"),
         ("rscnet", None, "optional"),
+        ("texture", None, "optional"),
         ("detector", None, "optional"),
     ]
     for key, explicit, if_absent in keys:

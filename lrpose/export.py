@@ -90,3 +90,12 @@ def save_obj(
         files += [mtl, png]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     return files
+
+
+def atomic_torch_save(path: Path, payload: dict) -> None:
+    """``torch.save`` a dict of plain tensors/numbers/strings atomically (for ``weights_only`` loading)."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(path, buf.getvalue())

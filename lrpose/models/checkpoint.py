@@ -19,10 +19,8 @@ BatchNorm's ``num_batches_tracked`` counters may be absent). Every file is read 
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from typing import Any
 import torch
 
 from lrpose.errors import AssetFormatError
-from lrpose.export import current_umask
+from lrpose.export import atomic_torch_save
 from lrpose.models.regressor import MeanParams
 from lrpose.models.rscnet import RSCNet, RSCNetConfig
 
@@ -91,7 +89,8 @@ def official_state_dict(model: RSCNet) -> dict[str, torch.Tensor]:
     return {to_official_key(k): v for k, v in model.state_dict().items()}
 
 
-def _read(path: Path) -> Any:
+def read_weights_only(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` with refusals and unreadable files as AssetFormatError."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError) as e:
@@ -130,8 +129,18 @@ def _load_strict(model: RSCNet, sd: dict[str, torch.Tensor], path: Path, allowed
     model.load_state_dict(merged, strict=True)
 
 
-def save_checkpoint(path: Path, model: RSCNet, body_id: str, trained: bool = True, meta: dict[str, Any] | None = None) -> None:
-    """Write our self-describing checkpoint atomically (temp file in the same folder + rename)."""
+def save_checkpoint(
+    path: Path,
+    model: RSCNet,
+    body_id: str,
+    trained: bool = True,
+    meta: dict[str, Any] | None = None,
+    train_state: dict[str, Any] | None = None,
+) -> None:
+    """Write our self-describing checkpoint atomically (temp file in the same folder + rename).
+
+    ``train_state`` (optimizer, step, queue, ...; plain tensors and numbers) makes it resumable.
+    """
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -143,22 +152,23 @@ def save_checkpoint(path: Path, model: RSCNet, body_id: str, trained: bool = Tru
         "trained": bool(trained),
         "meta": dict(meta or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if train_state is not None:
+        payload["train_state"] = train_state
+    atomic_torch_save(path, payload)
+
+
+def load_train_state(path: Path) -> dict[str, Any]:
+    """The training state stored in one of our checkpoints (for resuming)."""
+    obj = read_weights_only(Path(path))
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT or "train_state" not in obj:
+        raise AssetFormatError(f"{path} is not a resumable lrpose training checkpoint")
+    return obj["train_state"]
 
 
 def load_checkpoint(path: Path) -> tuple[RSCNet, CheckpointInfo]:
     """Load ours, an official RSC-Net or a SPIN checkpoint (detected by its keys) into an RSCNet in eval mode."""
     path = Path(path)
-    obj = _read(path)
+    obj = read_weights_only(path)
     ident = f"{path.name}:{_digest(path)}"
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         if obj.get("format_version") != FORMAT_VERSION:

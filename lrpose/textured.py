@@ -1,0 +1,67 @@
+"""Textured people at inference: predict a UV texture from a person crop and show it on the mesh."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lrpose import assets
+from lrpose.body import BodyModel
+from lrpose.crops import normalize, resize_square
+from lrpose.render import lambert, pixel_normals, project_to_screen, rasterize, sample_texture
+
+LOW_RES = 32  # the paper feeds 32 px person images (enlarged to the network input)
+FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+
+
+def load_texture_net(weights: Path | None):
+    """(network, checkpoint id, trained) from ``weights``, the resolver, or an UNTRAINED seeded network."""
+    from lrpose.models.texture import TexGlo, TexGloConfig
+    from lrpose.training.texture import load_texture_checkpoint
+
+    path = assets.resolve("texture", weights) if weights is not None else assets.locate("texture").path
+    if path is not None:
+        net, info = load_texture_checkpoint(path)
+        return net, info["checkpoint_id"], bool(info["trained"])
+    torch.manual_seed(0)
+    return TexGlo(TexGloConfig()).eval(), "untrained(seed=0)", False
+
+
+@torch.no_grad()
+def predict_texture(net, crop: np.ndarray) -> np.ndarray:
+    """(T, T, 3) uint8 UV texture from a square person crop (H, W, 3) uint8 of any size."""
+    x = normalize(resize_square(resize_square(crop, LOW_RES), net.config.input_size))[None]
+    return (net(x)[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+
+
+def upright_vertices(vertices_cam: np.ndarray) -> np.ndarray:
+    """Camera-frame (x right, y down, z forward) vertices -> y up, z towards the viewer (OBJ viewers)."""
+    return vertices_cam * np.array([1.0, -1.0, -1.0])
+
+
+@torch.no_grad()
+def three_view(body: BodyModel, rotmats: np.ndarray, betas: np.ndarray, texture: np.ndarray, size: int = 256) -> np.ndarray:
+    """(size, 3 * size, 3) uint8: the textured body in its pose seen from the front, the side and the back."""
+    rot = torch.from_numpy(rotmats).float()
+    tex = torch.from_numpy(texture).permute(2, 0, 1)[None].float() / 255.0
+    panels = []
+    for yaw in (0.0, math.pi / 2, math.pi):
+        c, s = math.cos(yaw), math.sin(yaw)
+        turn = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+        out = body(rot[None, 1:], (turn @ FLIP)[None], torch.from_numpy(betas).float()[None])
+        v = out.vertices
+        lo, hi = v[0].min(0).values, v[0].max(0).values
+        centre, extent = (lo + hi) / 2, float((hi - lo)[:2].max())
+        focal = 5000.0
+        trans = torch.tensor([[-float(centre[0]), -float(centre[1]), focal * extent * 1.1 / size]])
+        screen = project_to_screen(v, trans, focal, torch.tensor([[size / 2 - 0.5, size / 2 - 0.5]]))
+        frags = rasterize(screen, body.faces, size, size)
+        albedo = sample_texture(frags, body.uv, body.uv_faces, tex)
+        light = 0.45 + 0.55 * lambert(pixel_normals(frags, v + trans[:, None], body.faces), two_sided=True)
+        rgb = (albedo * light[..., None]).clamp(0, 1)[0]
+        img = torch.where(frags.mask[0][..., None], rgb, torch.ones(3))
+        panels.append((img.numpy() * 255).astype(np.uint8))
+    return np.concatenate(panels, axis=1)

@@ -1,0 +1,281 @@
+"""``lrpose train rscnet``: progressive multi-resolution training with the RSC-Net losses.
+
+Total loss ``L_b + lambda_s L_s + lambda_f L_f`` (paper Eq. 8, 10, 11-12) with L_b's weights
+pose 1, betas 0.001, 3D keypoints 5, 2D keypoints 5 (lambda_1 = lambda_2 = 5 as in the paper;
+the small beta weight follows SPIN). Progressive training splits the steps into one stage per
+range (stage k trains ranges 0..k) and initialises each new alpha row from the previous one.
+Distributed data parallel runs under ``torchrun`` (gloo on CPU, nccl on GPU).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset
+
+from lrpose.body import BodyModel
+from lrpose.errors import InputError
+from lrpose.geometry import axis_angle_to_rotmat
+from lrpose.models.checkpoint import load_checkpoint, load_train_state, save_checkpoint
+from lrpose.models.regressor import MeanParams
+from lrpose.models.rscnet import RSCNet, RSCNetConfig, RSCNetOutput
+from lrpose.resolution import NUM_RANGES
+from lrpose.training.data import MixedDataset, SpinDataset, StepBatches, SyntheticCrops, progressive_ranges
+from lrpose.training.losses import FeatureQueue, feature_loss, keypoint_2d_loss, keypoint_3d_loss, self_supervision_loss, smpl_param_loss
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs (stored in its checkpoints)."""
+
+    data: tuple[str, ...]
+    """Synthetic crop folders and/or SPIN-format .npz files."""
+    out: str
+    img_roots: tuple[str | None, ...] = ()
+    ratios: tuple[float, ...] = ()
+    init: str | None = None
+    depth: int = 18
+    input_size: int = 128
+    batch_size: int = 16
+    steps: int = 1000
+    lr: float = 5e-5
+    lambda_s: float = 0.1
+    lambda_f: float = 0.1
+    ss: str = "directional"
+    cl: str = "contrastive"
+    queue_size: int = 8192
+    tau: float = 0.1
+    progressive: bool = True
+    baseline: bool = False
+    ckpt_every: int = 200
+    seed: int = 0
+    workers: int = 0
+    weights: dict[str, float] = field(default_factory=lambda: {"pose": 1.0, "betas": 0.001, "kp3d": 5.0, "kp2d": 5.0})
+
+
+def build_dataset(cfg: TrainConfig) -> Dataset:
+    """One dataset per ``data`` entry (folder: synthetic crops; .npz: SPIN format with its image root)."""
+    sets = []
+    for k, item in enumerate(cfg.data):
+        path = Path(item)
+        if path.is_dir():
+            sets.append(SyntheticCrops(path))
+        elif path.suffix == ".npz" and path.is_file():
+            root = cfg.img_roots[k] if k < len(cfg.img_roots) and cfg.img_roots[k] else None
+            if root is None:
+                raise InputError(f"{path} is SPIN-format data: give its image folder with --img-root")
+            sets.append(SpinDataset(path, Path(root)))
+        else:
+            raise InputError(f"training data {path} is neither a folder of synthetic crops nor a SPIN .npz")
+    if len(sets) == 1:
+        return sets[0]
+    return MixedDataset(sets, list(cfg.ratios) if cfg.ratios else [1.0] * len(sets))
+
+
+def _dist_info() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return rank, world
+
+
+def _gather(x: torch.Tensor, world: int) -> torch.Tensor:
+    if world == 1:
+        return x
+    parts = [torch.zeros_like(x) for _ in range(world)]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+class MultiResolution(torch.nn.Module):
+    """All resolution views of a batch in ONE forward call (what DDP needs: shared weights are
+    used by every view, and DDP allows one forward per backward). Returns plain dicts of tensors."""
+
+    def __init__(self, model: RSCNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor, ranges: list[int]) -> list[dict[str, torch.Tensor]]:
+        return [vars(self.model(images[:, k], p)) for k, p in enumerate(ranges)]
+
+
+def step_losses(
+    model: torch.nn.Module, body: BodyModel, batch: dict, queue: FeatureQueue, cfg: TrainConfig
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """Forward all resolution views of a batch (``model``: a ``MultiResolution``, maybe DDP-wrapped)
+    and compute the total loss.
+
+    Returns (loss, components, highest-resolution embeddings for the queue).
+    """
+    ranges = batch["ranges"].tolist()
+    gt_rot = axis_angle_to_rotmat(batch["pose"].view(-1, 24, 3))
+    outs = [RSCNetOutput(**o) for o in model(batch["images"], ranges)]
+    w = cfg.weights
+    parts = {"kp2d": 0.0, "kp3d": 0.0, "pose": 0.0, "betas": 0.0}
+    basic = outs[0].cam.sum() * 0.0
+    for out in outs:
+        posed = body(out.rotmats[:, 1:], out.rotmats[:, 0], out.betas)
+        j24 = body.spin_j24(posed)
+        l2d = keypoint_2d_loss(j24, out.cam, batch["part"])
+        l3d = keypoint_3d_loss(j24, batch["S"], batch["has_3d"])
+        lpose, lbetas = smpl_param_loss(out.rotmats, out.betas, gt_rot, batch["betas"], batch["has_smpl"])
+        basic = basic + w["kp2d"] * l2d + w["kp3d"] * l3d + w["pose"] * lpose + w["betas"] * lbetas
+        for name, value in (("kp2d", l2d), ("kp3d", l3d), ("pose", lpose), ("betas", lbetas)):
+            parts[name] += float(value.detach()) / len(outs)
+    flat = [torch.cat([o.rotmats.flatten(1), o.betas, o.cam], 1) for o in outs]
+    ls = self_supervision_loss(flat, cfg.ss)
+    lf = feature_loss([o.embedding for o in outs], [o.features for o in outs], batch["id"], queue, cfg.cl, cfg.tau)
+    loss = basic + cfg.lambda_s * ls + cfg.lambda_f * lf
+    parts.update(loss=float(loss.detach()), basic=float(basic.detach()), ss=float(ls.detach()), cl=float(lf.detach()))
+    return loss, parts, outs[0].embedding.detach()
+
+
+def plot_loss(log_path: Path, out_png: Path) -> None:
+    """Loss curve PNG (log scale) from the CSV log, drawn with OpenCV."""
+    rows = list(csv.DictReader(log_path.open()))
+    if len(rows) < 2:
+        return
+    steps = np.array([float(r["step"]) for r in rows])
+    loss = np.log10(np.maximum([float(r["loss"]) for r in rows], 1e-9))
+    w, h, m = 640, 360, 40
+    img = np.full((h, w, 3), 255, np.uint8)
+    x = m + (steps - steps.min()) / max(np.ptp(steps), 1) * (w - 2 * m)
+    y = h - m - (loss - loss.min()) / max(np.ptp(loss), 1e-9) * (h - 2 * m)
+    cv2.polylines(img, [np.stack([x, y], 1).astype(np.int32)], False, (200, 60, 20), 2)
+    cv2.rectangle(img, (m, m), (w - m, h - m), (0, 0, 0), 1)
+    cv2.putText(img, f"log10 loss {loss.max():.2f} .. {loss.min():.2f}, steps {int(steps.min())}..{int(steps.max())}", (m, 25),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)  # fmt: skip
+    ok, enc = cv2.imencode(".png", img)
+    if ok:
+        out_png.write_bytes(enc.tobytes())
+
+
+def _mean_params_for(body: BodyModel) -> MeanParams:
+    from lrpose.estimate import default_mean_params
+
+    return default_mean_params(body)
+
+
+def train_rscnet(
+    cfg: TrainConfig, body: BodyModel, resume: Path | None = None, progress: Callable[[int, int, dict], None] | None = None
+) -> Path:
+    """Train (or resume) RSC-Net; returns the path of the final checkpoint ``out/last.pt``."""
+    rank, world = _dist_info()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if cfg.batch_size % world:
+        raise InputError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes {world}")
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.init and resume is None:
+        model, _ = load_checkpoint(Path(cfg.init))
+        if cfg.baseline:
+            model.backbone.set_alphas_trainable(False)
+    else:
+        model = RSCNet(RSCNetConfig(depth=cfg.depth, input_size=cfg.input_size, resolution_aware=not cfg.baseline), _mean_params_for(body))
+    queue = FeatureQueue(cfg.queue_size, model.config.embed_dim)
+    start, stage = 0, 0
+    state = None
+    if resume is not None:
+        model, _ = load_checkpoint(resume)
+        state = load_train_state(resume)
+        start, stage = int(state["step"]), int(state["stage"])
+        queue.load_state_dict(state["queue"])
+        if json.loads(state["config"]) != json.loads(json.dumps(asdict(cfg))):
+            raise InputError(f"{resume} was trained with different settings; resume with the same options (see its train_config)")
+        torch.set_rng_state(state["torch_rng"])
+    model.to(device).train()
+    body = body.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.Adam(params, lr=cfg.lr)
+    if state is not None:
+        optim.load_state_dict(state["optimizer"])
+    net = MultiResolution(model)
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True)
+
+    def ranges_for(t: int) -> list[int]:
+        return progressive_ranges(t, cfg.steps, NUM_RANGES, cfg.progressive)
+
+    batches = StepBatches(build_dataset(cfg), cfg.batch_size, cfg.seed, model.config.input_size, ranges_for, rank=rank, world=world)
+    # its own generator: creating the iterator must not consume the global RNG (dropout), so resume is exact
+    loader = DataLoader(
+        batches,
+        batch_size=None,
+        sampler=range(start, cfg.steps),
+        num_workers=cfg.workers,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    log_path = out / "train_log.csv"
+    fields = ["step", "loss", "basic", "ss", "cl", "kp2d", "kp3d", "pose", "betas", "ranges", "seconds"]
+    if rank == 0 and not log_path.exists():
+        with log_path.open("w", newline="") as f:
+            csv.writer(f).writerow(fields)
+
+    def save(path: Path, step: int) -> None:
+        train_state = {
+            "step": step,
+            "stage": stage,
+            "optimizer": optim.state_dict(),
+            "queue": queue.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "config": json.dumps(asdict(cfg)),
+        }
+        meta = {"steps": step, "train_config": json.dumps(asdict(cfg)), "date": time.strftime("%Y-%m-%d")}
+        save_checkpoint(path, model, body.body_id, trained=step > 0, meta=meta, train_state=train_state)
+
+    t0 = time.time()
+    last_parts: list[dict] = [{}]
+
+    def train_step(step: int, batch: dict) -> None:
+        nonlocal stage
+        ranges = batch["ranges"].tolist()
+        while stage < max(ranges):  # progressive: a new range starts from the previous row of alphas
+            stage += 1
+            model.backbone.copy_alpha_row(stage - 1, stage)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss, parts, hr_emb = step_losses(net, body, batch, queue, cfg)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        queue.enqueue(_gather(hr_emb, world), _gather(batch["id"], world))
+        last_parts[0] = parts
+        if rank == 0:
+            with log_path.open("a", newline="") as f:
+                row = {**{k: f"{parts[k]:.6g}" for k in fields if k in parts}, "step": step + 1, "ranges": "".join(map(str, ranges)),
+                       "seconds": f"{time.time() - t0:.1f}"}  # fmt: skip
+                csv.DictWriter(f, fields).writerow(row)
+
+    done = start
+    try:
+        for step, batch in enumerate(loader, start=start):
+            train_step(step, batch)
+            done = step + 1
+            if rank == 0 and done % cfg.ckpt_every == 0 and done < cfg.steps:
+                save(out / "last.pt", done)
+            if progress:
+                progress(done, cfg.steps, last_parts[0])
+    except KeyboardInterrupt:
+        if rank == 0 and done > start:
+            save(out / "last.pt", done)  # resumable from the last finished step
+        raise
+    final = out / "last.pt"
+    if rank == 0:
+        save(final, cfg.steps)
+        plot_loss(log_path, out / "loss.png")
+        summary = {"steps": cfg.steps, "seconds": round(time.time() - t0, 1), "processes": world, "config": asdict(cfg)}
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    if world > 1:
+        dist.barrier()
+    return final

@@ -1,0 +1,145 @@
+"""Texture network: global context module, gradients through the renderer, training, CLI outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from lrpose.body import load_body
+from lrpose.cli import main
+from lrpose.config import BodyConfig
+from lrpose.models.texture import GlobalContext, TexGlo, TexGloConfig
+from lrpose.render import rasterize, sample_texture
+from lrpose.training.synth import SynthConfig, generate
+from lrpose.training.texture import TextureCrops, TextureTrainConfig, evaluate_texture, load_texture_checkpoint, train_texture
+
+TINY = dict(input_size=32, tex_size=16, width=4, depth=2, reduce=2, hidden=8)
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "person_64px.png"
+
+
+@pytest.fixture(scope="module")
+def tex_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("texdata")
+    generate(SynthConfig(kind="crops", n=6, shard_size=6, crop_size=96, tex_size=16, seed=3), BodyConfig(), out)
+    return out
+
+
+def test_global_context_shapes_and_summation_changes_features():
+    gc = GlobalContext(channels=8, size=4, reduce=2, hidden=16)
+    x = torch.randn(2, 8, 4, 4)
+    assert gc(x).shape == x.shape
+    torch.manual_seed(0)
+    with_gc = TexGlo(TexGloConfig(**TINY)).eval()
+    torch.manual_seed(0)
+    without = TexGlo(TexGloConfig(**{**TINY, "global_context": False})).eval()
+    without.load_state_dict({k: v for k, v in with_gc.state_dict().items() if not k.startswith("context.")})
+    img = torch.randn(2, 3, 32, 32)
+    fused, _ = with_gc.bottleneck_features(img)
+    plain, _ = without.bottleneck_features(img)
+    torch.testing.assert_close(fused - plain, with_gc.context(plain))  # point-wise summation
+    assert (fused - plain).abs().max() > 1e-4
+    with torch.no_grad():
+        tex = with_gc(img)
+    assert tex.shape == (2, 3, 16, 16) and 0 <= float(tex.min()) <= float(tex.max()) <= 1
+    concat = TexGlo(TexGloConfig(**{**TINY, "fusion": "concat"}))
+    assert concat(img).shape == (2, 3, 16, 16)
+
+
+def test_gradient_reaches_the_network_through_the_renderer():
+    torch.manual_seed(0)
+    net = TexGlo(TexGloConfig(**TINY)).double().eval()
+    verts = torch.tensor([[[1.0, 1.0, 1.0], [10.0, 1.0, 1.0], [1.0, 10.0, 1.0]]], dtype=torch.float64)
+    faces = torch.tensor([[0, 1, 2]])
+    uv = torch.tensor([[0.1, 0.1], [0.9, 0.2], [0.2, 0.9]], dtype=torch.float64)
+    frags = rasterize(verts, faces, 12, 12)
+    target = torch.rand(1, 12, 12, 3, dtype=torch.float64)
+    x = torch.randn(1, 3, 32, 32, dtype=torch.float64)
+    weight = net.out.weight
+
+    def loss() -> torch.Tensor:
+        return ((sample_texture(frags, uv, faces, net(x)) - target) ** 2 * frags.mask[..., None]).sum()
+
+    loss().backward()
+    g = weight.grad[1, 2, 0, 0].item()
+    eps = 1e-6
+    with torch.no_grad():
+        weight[1, 2, 0, 0] += eps
+        up = loss().item()
+        weight[1, 2, 0, 0] -= 2 * eps
+        down = loss().item()
+        weight[1, 2, 0, 0] += eps
+    assert abs(g) > 1e-6
+    assert abs((up - down) / (2 * eps) - g) < 1e-6 * max(1.0, abs(g))
+
+
+def test_tiny_training_lowers_uv_l1(tex_data, tmp_path):
+    body = load_body()
+    cfg = TextureTrainConfig(data=str(tex_data), out=str(tmp_path), steps=30, batch_size=4, lr=3e-3, render_size=48, input_size=32,
+                             tex_size=16, width=8, ckpt_every=100)  # fmt: skip
+    data = TextureCrops(tex_data)
+    torch.manual_seed(cfg.seed)
+    before = evaluate_texture(TexGlo(TexGloConfig(input_size=32, tex_size=16, width=8)), body, data, render_size=48)
+    net, info = load_texture_checkpoint(train_texture(cfg, body))
+    after = evaluate_texture(net, body, data, render_size=48)
+    assert info["trained"] and after["samples"] == 6
+    assert after["uv_l1"] < 0.8 * before["uv_l1"], (before, after)
+    assert (tmp_path / "loss.png").exists()
+
+
+def test_image_texture_outputs_load_in_trimesh(tex_data, tmp_path, capsys):
+    body = load_body()
+    cfg = TextureTrainConfig(
+        data=str(tex_data), out=str(tmp_path / "run"), steps=1, batch_size=2, render_size=32, input_size=32, tex_size=16, width=4
+    )
+    ckpt = train_texture(cfg, body)
+    assert main(["image", str(EXAMPLE), "--out", str(tmp_path / "o"), "--texture", "--texture-weights", str(ckpt)]) == 0
+    files = {p.name for p in (tmp_path / "o").iterdir()}
+    assert {"person_64px.obj", "person_64px.mtl", "person_64px_texture.png", "person_64px_3view.png"} <= files
+    mesh = trimesh.load(tmp_path / "o" / "person_64px.obj", process=False)
+    assert len(mesh.faces) == len(body.faces)
+    assert np.asarray(mesh.visual.material.image).shape[:2] == (16, 16)
+    up = mesh.vertices[:, 1].max() - mesh.vertices[:, 1].min()
+    assert up > 1.0  # exported upright (y up), person-sized
+    import cv2
+
+    assert cv2.imread(str(tmp_path / "o" / "person_64px_3view.png")).shape == (256, 768, 3)
+    assert main(["eval", "--task", "texture", "--data", str(tex_data), "--weights", str(ckpt)]) == 0
+    assert "UV L1" in capsys.readouterr().out
+
+
+def test_reid_option_needs_weights(tex_data, tmp_path, capsys):
+    args = ["train", "texture", "--data", str(tex_data), "--out", str(tmp_path), "--steps", "1", "--reid-weight", "0.5"]
+    assert main(args) == 1
+    assert "needs --reid-weights" in capsys.readouterr().err
+
+
+def test_pedestrian_folder_with_masks_and_rscnet_meshes(tex_data, tmp_path):
+    import cv2
+
+    from lrpose.models.checkpoint import save_checkpoint
+    from lrpose.models.rscnet import RSCNet, RSCNetConfig
+    from tests.test_models import mean_params
+
+    z = np.load(sorted(tex_data.glob("crops_*.npz"))[0])
+    (tmp_path / "img").mkdir()
+    (tmp_path / "mask").mkdir()
+    for i in range(3):  # pedestrian-like 2:1 crops
+        cv2.imwrite(str(tmp_path / "img" / f"p{i}.jpg"), cv2.cvtColor(z["images"][i][:, 24:72], cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(tmp_path / "mask" / f"p{i}.png"), z["mask"][i][:, 24:72].astype(np.uint8) * 255)
+    rsc = tmp_path / "rsc.pt"
+    save_checkpoint(rsc, RSCNet(RSCNetConfig(depth=18, input_size=32), mean_params()), "standin-anny:test")
+    cfg = TextureTrainConfig(data=str(tmp_path / "img"), out=str(tmp_path / "run"), steps=2, batch_size=2, render_size=32, input_size=32,
+                             tex_size=16, width=4, masks=str(tmp_path / "mask"), mesh_weights=str(rsc))  # fmt: skip
+    train_texture(cfg, load_body())
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "run" / "train_log.csv").open()))
+    assert len(rows) == 2 and float(rows[0]["uv_l1"]) == 0.0 and np.isfinite(float(rows[-1]["loss"]))
+    from lrpose.errors import InputError
+
+    with pytest.raises(InputError, match="--masks DIR and --weights"):
+        train_texture(TextureTrainConfig(data=str(tmp_path / "img"), out=str(tmp_path / "x")), load_body())
