@@ -16,6 +16,7 @@ Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from dataclasses import dataclass
@@ -138,6 +139,15 @@ class Located:
     path: Path | None
     source: str | None
     searched: tuple[str, ...]
+
+
+def file_digest(path: Path) -> str:
+    """First 10 hex digits of the file's SHA-256: the content part of body and checkpoint ids."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:10]
 
 
 def shipped_dirs() -> list[Path]:

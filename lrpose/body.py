@@ -9,7 +9,6 @@ vertices) and no pose correctives: SMPL *pose* transfers to it, SMPL *betas* do 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -58,14 +57,6 @@ class BodyOutput:
     """(B, 24, 3) SMPL joints, same frame."""
     extra_joints: torch.Tensor
     """(B, 21, 3) vertex keypoints in smplx order: nose, eyes, ears, toes, heels, fingertips."""
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:10]
 
 
 class BodyModel(nn.Module):
@@ -171,7 +162,7 @@ class BodyModel(nn.Module):
         vertex_ids = meta.get("vertex_ids")
         if vertex_ids is None:
             raise AssetFormatError(f"{path}: stand-in body without vertex_ids metadata; rebuild it with tools/build_standin_body.py")
-        return cls(data, "standin", f"standin-anny:{_file_digest(path)}", vertex_ids, data.get("J_regressor_h36m"))
+        return cls(data, "standin", f"standin-anny:{assets.file_digest(path)}", vertex_ids, data.get("J_regressor_h36m"))
 
     @classmethod
     def from_smpl_file(cls, path: Path, gender: str = "neutral") -> BodyModel:
@@ -179,7 +170,7 @@ class BodyModel(nn.Module):
         data = read_body_file(path)
         reg_path = assets.locate("h36m_regressor", Path(path).parent).path or assets.locate("h36m_regressor").path
         h36m = np.load(reg_path, allow_pickle=False) if reg_path is not None else None
-        return cls(data, "smpl", f"smpl-{gender}:{_file_digest(path)}", None, h36m)
+        return cls(data, "smpl", f"smpl-{gender}:{assets.file_digest(path)}", None, h36m)
 
 
 def body_kind(body_id: str) -> str:

@@ -94,6 +94,16 @@ def doctor(smpl: SmplOpt = None, gender: GenderOpt = None, standin: StandinOpt =
         console.print(Text("note: using the free stand-in body (SMPL pose transfers, SMPL betas do not); see weights/README.md"))
 
 
+def _progress_bar():
+    """The progress bar of long commands: description, bar, n/total, a free-text field, times."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+    )  # fmt: skip
+
+
 def _planned(what: str) -> None:
     raise NotImplementedYet(what)
 
@@ -368,8 +378,6 @@ def synth(
     config: ConfigOpt = None,
 ) -> None:
     """Generate synthetic people with full ground truth (crops or CCTV-like clips)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
     from lrpose.errors import InputError
     from lrpose.training.synth import SynthConfig, generate, preview
 
@@ -385,9 +393,8 @@ def synth(
         width=width, height=height, fps=fps, seconds=seconds, max_people=max_people,
     )  # fmt: skip
     body_cfg = _body_config(config, smpl, None, standin)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console) as bar:  # fmt: skip
-        task = bar.add_task(f"synth {kind}", total=None)
+    with _progress_bar() as bar:
+        task = bar.add_task(f"synth {kind}", total=None, info="")
         files = generate(cfg, body_cfg, out, progress=lambda done, total: bar.update(task, completed=done, total=total))
     console.print(f"wrote {len(files)} {'shards' if kind == 'crops' else 'clips'} to {out}", soft_wrap=True)
     if preview_sheet:
@@ -422,8 +429,6 @@ def train_rscnet(
     config: ConfigOpt = None,
 ) -> None:
     """Train RSC-Net (progressive multi-resolution, directional self-supervision, contrastive loss)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from lrpose.body import load_body
     from lrpose.errors import InputError
     from lrpose.training.loop import TrainConfig
@@ -445,9 +450,8 @@ def train_rscnet(
         ckpt_every=ckpt_every, seed=seed, workers=workers,
     )  # fmt: skip
     body = load_body(_body_config(config, smpl, None, standin))
-    with Progress("train", BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console) as bar:  # fmt: skip
-        task = bar.add_task("train", total=steps, info="")
+    with _progress_bar() as bar:
+        task = bar.add_task("train rscnet", total=steps, info="")
 
         def report(step: int, total: int, parts: dict) -> None:
             info = f"loss {parts['loss']:.3f} (basic {parts['basic']:.3f} ss {parts['ss']:.4f} cl {parts['cl']:.3f})"
@@ -494,8 +498,6 @@ def train_texture(
     config: ConfigOpt = None,
 ) -> None:
     """Train the texture network (TexGlo) on synthetic crops with ground-truth UV maps."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from lrpose.body import load_body
     from lrpose.errors import InputError
     from lrpose.training.texture import TextureTrainConfig
@@ -512,9 +514,8 @@ def train_texture(
         mesh_weights=str(weights) if weights else None,
     )  # fmt: skip
     body = load_body(_body_config(config, smpl, None, standin))
-    with Progress("train texture", BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console) as bar:  # fmt: skip
-        task = bar.add_task("texture", total=steps, info="")
+    with _progress_bar() as bar:
+        task = bar.add_task("train texture", total=steps, info="")
 
         def report(step: int, total: int, parts: dict) -> None:
             bar.update(task, completed=step, info=f"uv L1 {parts['uv_l1']:.4f} img L1 {parts['image_l1']:.4f}")

@@ -11,6 +11,7 @@ import av
 import numpy as np
 
 from lrpose.errors import InputError
+from lrpose.export import current_umask
 
 
 class VideoWriter:
@@ -47,7 +48,7 @@ class VideoWriter:
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
-        os.chmod(self._tmp, 0o644)
+        os.chmod(self._tmp, 0o666 & ~current_umask())
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:

@@ -18,7 +18,6 @@ BatchNorm's ``num_batches_tracked`` counters may be absent). Every file is read 
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import re
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 
 import torch
 
+from lrpose.assets import file_digest
 from lrpose.errors import AssetFormatError
 from lrpose.export import atomic_torch_save
 from lrpose.models.regressor import MeanParams
@@ -49,14 +49,6 @@ class CheckpointInfo:
     body_id: str | None
     """Body the weights were trained with ('smpl' for official/SPIN files), None if unknown."""
     config: RSCNetConfig
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:10]
 
 
 def to_official_key(key: str) -> str:
@@ -169,7 +161,7 @@ def load_checkpoint(path: Path) -> tuple[RSCNet, CheckpointInfo]:
     """Load ours, an official RSC-Net or a SPIN checkpoint (detected by its keys) into an RSCNet in eval mode."""
     path = Path(path)
     obj = read_weights_only(path)
-    ident = f"{path.name}:{_digest(path)}"
+    ident = f"{path.name}:{file_digest(path)}"
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         if obj.get("format_version") != FORMAT_VERSION:
             raise AssetFormatError(

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from lrpose.assets import file_digest
 from lrpose.body import BodyModel
 from lrpose.crops import normalize, resize_square
 from lrpose.errors import AssetFormatError, InputError
@@ -240,7 +241,7 @@ def load_texture_checkpoint(path: Path) -> tuple[TexGlo, dict]:
     net = TexGlo(TexGloConfig(**obj["config"]))
     net.load_state_dict(obj["state_dict"], strict=True)
     info = {k: obj.get(k) for k in ("trained", "body_id", "meta", "train_state")}
-    info["checkpoint_id"] = Path(path).name
+    info["checkpoint_id"] = f"{Path(path).name}:{file_digest(Path(path))}"
     return net.eval(), info
 
 
