@@ -138,3 +138,26 @@ def test_parallel_workers_give_identical_files(tmp_path):
     one = generate(cfg, BodyConfig(), tmp_path / "one")
     two = generate(SynthConfig(**{**cfg.__dict__, "workers": 2}), BodyConfig(), tmp_path / "two")
     assert [a.read_bytes() == b.read_bytes() for a, b in zip(one, two, strict=True)] == [True, True]
+
+
+def test_user_poses_and_backgrounds_are_used(tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    poses = np.zeros((3, 72))
+    poses[:, 3:] = rng.normal(0, 0.3, (3, 69))
+    np.savez(tmp_path / "poses.npz", poses=poses)
+    (tmp_path / "bg").mkdir()
+    cv2.imwrite(str(tmp_path / "bg" / "wall.png"), np.full((50, 70, 3), (0, 0, 255), np.uint8))  # pure red (BGR)
+    cfg = SynthConfig(kind="crops", n=6, shard_size=6, crop_size=48, tex_size=16, seed=1, poses=str(tmp_path / "poses.npz"),
+                      backgrounds=str(tmp_path / "bg"))  # fmt: skip
+    z = np.load(generate(cfg, BodyConfig(), tmp_path / "out")[0])
+    for body_pose in z["pose"][:, 3:]:  # every sample's body pose is one of the given rows
+        assert min(np.abs(body_pose - p[3:]).max() for p in poses) < 1e-4
+    red = (z["images"][..., 0] > 200) & (z["images"][..., 1] < 40) & (z["images"][..., 2] < 40) & ~z["mask"]
+    assert red.reshape(6, -1).mean(1).max() > 0.5  # at least one sample drew the user background
+    from lrpose.errors import InputError
+
+    (tmp_path / "bad.npz").write_bytes(b"nope")
+    with pytest.raises(InputError):
+        generate(SynthConfig(kind="crops", n=1, poses=str(tmp_path / "bad.npz")), BodyConfig(), tmp_path / "x")
