@@ -138,6 +138,19 @@ def sample_texture(fragments: Fragments, uv: torch.Tensor, uv_faces: torch.Tenso
     return out * fragments.mask[..., None]
 
 
+def texel_visibility(fragments: Fragments, uv: torch.Tensor, uv_faces: torch.Tensor, tex_size: int) -> torch.Tensor:
+    """(B, T, T) bool: the texels of a ``tex_size`` UV map (v up) that some covered pixel samples."""
+    b = fragments.face_index.shape[0]
+    uvp = interpolate(fragments, uv_faces, uv)
+    tx = (uvp[..., 0] * tex_size).long().clamp(0, tex_size - 1)
+    ty = ((1 - uvp[..., 1]) * tex_size).long().clamp(0, tex_size - 1)
+    visible = torch.zeros(b, tex_size * tex_size, dtype=torch.bool, device=uv.device)
+    for i in range(b):
+        m = fragments.mask[i]
+        visible[i, ty[i][m] * tex_size + tx[i][m]] = True
+    return visible.view(b, tex_size, tex_size)
+
+
 def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """(B, V, 3) area-weighted unit vertex normals (counter-clockwise faces point outward)."""
     tri = verts[:, faces]  # (B, F, 3, 3)

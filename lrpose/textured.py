@@ -65,3 +65,30 @@ def three_view(body: BodyModel, rotmats: np.ndarray, betas: np.ndarray, texture:
         img = torch.where(frags.mask[0][..., None], rgb, torch.ones(3))
         panels.append((img.numpy() * 255).astype(np.uint8))
     return np.concatenate(panels, axis=1)
+
+
+def frame_weight(root_rotmat: np.ndarray, native_size: float) -> float:
+    """How much one frame's texture counts when fusing a track: more for larger (higher-resolution)
+    crops, ``min(1, native/224)``, and for frontal views, ``0.5 + 0.5 * max(0, facing)`` where facing is
+    the cosine between the body's forward axis and the direction to the camera (camera frame)."""
+    forward = np.asarray(root_rotmat) @ np.array([0.0, 0.0, 1.0])
+    facing = max(0.0, -float(forward[2]))
+    return float(np.clip(native_size / 224.0, 0.05, 1.0) * (0.5 + 0.5 * facing))
+
+
+def fuse_textures(textures: np.ndarray, visible: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """One texture for a track from per-frame predictions.
+
+    textures (N, T, T, 3) uint8, visible (N, T, T) bool (texels seen in that frame, e.g. from
+    ``render.texel_visibility``), weights (N,) from ``frame_weight``. Each texel is the weighted
+    mean over the frames that see it; texels no frame sees take the weighted mean of all frames
+    (the network's guess for hidden parts).
+    """
+    t = textures.astype(np.float64)
+    w = np.asarray(weights, np.float64)[:, None, None]
+    seen = visible.astype(np.float64) * w
+    all_mean = (t * w[..., None]).sum(0) / max(float(w.sum()), 1e-12)
+    total = seen.sum(0)
+    seen_mean = (t * seen[..., None]).sum(0) / np.maximum(total, 1e-12)[..., None]
+    fused = np.where(total[..., None] > 0, seen_mean, all_mean)
+    return fused.round().clip(0, 255).astype(np.uint8)

@@ -143,3 +143,22 @@ def test_pedestrian_folder_with_masks_and_rscnet_meshes(tex_data, tmp_path):
 
     with pytest.raises(InputError, match="--masks DIR and --weights"):
         train_texture(TextureTrainConfig(data=str(tmp_path / "img"), out=str(tmp_path / "x")), load_body())
+
+
+def test_fusing_a_track_prefers_visible_large_frontal_frames():
+    from lrpose.textured import frame_weight, fuse_textures
+
+    flip = np.diag([1.0, -1.0, -1.0])  # facing the camera
+    back = np.diag([-1.0, -1.0, 1.0])  # turned away
+    assert frame_weight(flip, 224) == 1.0 and frame_weight(back, 224) == 0.5
+    assert frame_weight(flip, 56) == 0.25
+    tex = np.zeros((2, 2, 2, 3), np.uint8)
+    tex[0] = 200
+    tex[1] = 100
+    vis = np.zeros((2, 2, 2), bool)
+    vis[0, 0, 0] = True  # texel (0,0): frame 0 only
+    vis[:, 0, 1] = True  # texel (0,1): both frames
+    w = np.array([1.0, 3.0])
+    fused = fuse_textures(tex, vis, w)
+    assert fused[0, 0, 0] == 200 and fused[0, 1, 0] == 125  # (200*1 + 100*3) / 4
+    assert fused[1, 1, 0] == 125  # never seen: weighted mean of all frames

@@ -29,7 +29,7 @@ from lrpose.errors import AssetFormatError, InputError
 from lrpose.export import atomic_torch_save
 from lrpose.models.checkpoint import read_weights_only, spin_to_official_key
 from lrpose.models.texture import TexGlo, TexGloConfig
-from lrpose.render import Fragments, interpolate, project_to_screen, rasterize, sample_texture
+from lrpose.render import Fragments, project_to_screen, rasterize, sample_texture, texel_visibility
 
 FORMAT = "lrpose.texture"
 CROP_FOCAL_PX = 5000.0
@@ -147,14 +147,7 @@ def prepare(samples: list[dict], body: BodyModel, render_size: int, tex_size: in
     frags = rasterize(project_to_screen(verts, torch.zeros_like(trans), f, c), body.faces, render_size, render_size)
     images = torch.from_numpy(np.stack([resize_square(s["images"], render_size) for s in samples])).float() / 255.0
     gt_mask = torch.from_numpy(np.stack([resize_square(s["mask"].astype(np.uint8) * 255, render_size) > 127 for s in samples]))
-    uv = interpolate(frags, body.uv_faces, body.uv)  # (B, R, R, 2)
-    tx = (uv[..., 0] * tex_size).long().clamp(0, tex_size - 1)
-    ty = ((1 - uv[..., 1]) * tex_size).long().clamp(0, tex_size - 1)
-    visible = torch.zeros(len(samples), tex_size * tex_size, dtype=torch.bool)
-    for b in range(len(samples)):
-        m = frags.mask[b]
-        visible[b, (ty[b][m] * tex_size + tx[b][m])] = True
-    return RenderedBatch(frags, images, frags.mask & gt_mask, visible.view(-1, tex_size, tex_size))
+    return RenderedBatch(frags, images, frags.mask & gt_mask, texel_visibility(frags, body.uv, body.uv_faces, tex_size))
 
 
 def texture_losses(
