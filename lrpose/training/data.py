@@ -45,37 +45,55 @@ class Sample:
     has_3d: float
 
 
-class SyntheticCrops(Dataset):
-    """Samples from ``lrpose synth --kind crops`` shards (crops of any size are resized to 224)."""
+class CropShards:
+    """Random access to the samples of ``crops_*.npz`` shards, one shard cached at a time.
 
-    def __init__(self, folder: Path) -> None:
+    ``keys`` are the arrays read per sample; ``require`` are checked to exist in every shard.
+    """
+
+    def __init__(self, folder: Path, keys: tuple[str, ...], require: tuple[str, ...] = ()) -> None:
         self.files = sorted(Path(folder).glob("crops_*.npz"))
         if not self.files:
             raise InputError(f"no crops_*.npz shards in {folder} (make them with 'lrpose synth --kind crops')")
-        self.counts = []
+        self.keys = keys
+        counts = []
         for f in self.files:
             with np.load(f) as z:
-                self.counts.append(z["pose"].shape[0])
-        self.offsets = np.cumsum([0, *self.counts])
+                lacking = [k for k in require if k not in z.files]
+                if lacking:
+                    raise InputError(f"{f} lacks {', '.join(lacking)} (synthesise with a body that has UVs, e.g. the stand-in)")
+                counts.append(z["pose"].shape[0])
+        self.offsets = np.cumsum([0, *counts])
         self._cache: tuple[int, dict] | None = None
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def _shard(self, k: int) -> dict:
+    def item(self, i: int) -> dict[str, np.ndarray]:
+        k = int(np.searchsorted(self.offsets, i, side="right") - 1)
         if self._cache is None or self._cache[0] != k:
             with np.load(self.files[k]) as z:
-                self._cache = (k, {n: z[n] for n in ("images", "part", "S", "pose", "betas", "has_smpl")})
-        return self._cache[1]
+                self._cache = (k, {n: z[n] for n in self.keys})
+        j = i - int(self.offsets[k])
+        return {n: v[j] for n, v in self._cache[1].items()}
+
+
+class SyntheticCrops(Dataset):
+    """Samples from ``lrpose synth --kind crops`` shards (crops of any size are resized to 224)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.shards = CropShards(folder, ("images", "part", "S", "pose", "betas", "has_smpl"))
+
+    def __len__(self) -> int:
+        return len(self.shards)
 
     def __getitem__(self, i: int) -> Sample:
-        k = int(np.searchsorted(self.offsets, i, side="right") - 1)
-        z, j = self._shard(k), i - int(self.offsets[k])
-        img, part = z["images"][j], z["part"][j].copy()
+        z = self.shards.item(i)
+        img, part = z["images"], z["part"].copy()
         if img.shape[0] != HR:
             part[:, :2] = (part[:, :2] + 0.5) * HR / img.shape[0] - 0.5
             img = resize_square(img, HR)
-        return Sample(img, part, z["S"][j], z["pose"][j], z["betas"][j], float(z["has_smpl"][j]), 1.0)
+        return Sample(img, part, z["S"], z["pose"], z["betas"], float(z["has_smpl"]), 1.0)
 
 
 class SpinDataset(Dataset):

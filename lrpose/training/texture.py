@@ -30,6 +30,7 @@ from lrpose.export import atomic_torch_save
 from lrpose.models.checkpoint import read_weights_only, spin_to_official_key
 from lrpose.models.texture import TexGlo, TexGloConfig
 from lrpose.render import Fragments, project_to_screen, rasterize, sample_texture, texel_visibility
+from lrpose.training.data import CropShards
 
 FORMAT = "lrpose.texture"
 CROP_FOCAL_PX = 5000.0
@@ -41,28 +42,13 @@ class TextureCrops(Dataset):
     KEYS = ("images", "mask", "texture", "pose", "betas", "trans")
 
     def __init__(self, folder: Path) -> None:
-        self.files = sorted(Path(folder).glob("crops_*.npz"))
-        if not self.files:
-            raise InputError(f"no crops_*.npz shards in {folder}")
-        counts = []
-        for f in self.files:
-            with np.load(f) as z:
-                if "texture" not in z.files:
-                    raise InputError(f"{f} has no ground-truth textures (synthesise with a body that has UVs, e.g. the stand-in)")
-                counts.append(z["pose"].shape[0])
-        self.offsets = np.cumsum([0, *counts])
-        self._cache: tuple[int, dict] | None = None
+        self.shards = CropShards(folder, self.KEYS, require=("texture",))
 
     def __len__(self) -> int:
-        return int(self.offsets[-1])
+        return len(self.shards)
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        k = int(np.searchsorted(self.offsets, i, side="right") - 1)
-        if self._cache is None or self._cache[0] != k:
-            with np.load(self.files[k]) as z:
-                self._cache = (k, {n: z[n] for n in self.KEYS})
-        j = i - int(self.offsets[k])
-        return {n: v[j] for n, v in self._cache[1].items()}
+        return self.shards.item(i)
 
 
 class TextureFolder(Dataset):
