@@ -145,3 +145,38 @@ def test_cli_train_then_eval(tiny_data, tmp_path, capsys):
     assert [r["resolution"] for r in records] == [224, 32] and all(r["samples"] == 8 and r["mpjpe"] > 0 for r in records)
     assert main(["eval", "--data", str(tmp_path / "nothing")]) == 1
     assert main(["train", "rscnet", "--data", str(tiny_data), "--out", str(tmp_path / "x"), "--ss", "bogus"]) == 1
+
+
+def test_spin_format_dataset_recovers_the_crop(tmp_path):
+    """A 224 px synthetic crop pasted into a larger image at a known offset, described in SPIN's
+    layout (center, scale = side / 200, part in image pixels), comes back as the same crop and keypoints."""
+    import cv2
+
+    from lrpose.training.data import SpinDataset
+
+    generate(SynthConfig(kind="crops", n=2, shard_size=2, crop_size=224, tex_size=16, seed=4), BodyConfig(), tmp_path / "syn")
+    z = np.load(tmp_path / "syn" / "crops_00000.npz")
+    (tmp_path / "img").mkdir()
+    names, centers, parts = [], [], []
+    for i, (ox, oy) in enumerate([(50, 30), (10, 60)]):
+        canvas = np.full((320, 400, 3), 90, np.uint8)
+        canvas[oy : oy + 224, ox : ox + 224] = z["images"][i]
+        cv2.imwrite(str(tmp_path / "img" / f"f{i}.png"), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+        names.append(f"f{i}.png")
+        centers.append([ox + 112.0, oy + 112.0])
+        p = z["part"][i].copy()
+        p[:, :2] += [ox, oy]
+        parts.append(p)
+    np.savez(tmp_path / "ann.npz", imgname=np.array(names), center=np.array(centers), scale=np.full(2, 224 / 200), part=np.stack(parts),
+             S=z["S"], pose=z["pose"], shape=z["betas"], has_smpl=np.ones(2))  # fmt: skip
+    data = SpinDataset(tmp_path / "ann.npz", tmp_path / "img")
+    for i in range(2):
+        s = data[i]
+        assert np.array_equal(s.image, z["images"][i])
+        np.testing.assert_allclose(s.part, z["part"][i], atol=1e-4)
+        assert s.has_smpl == 1.0 and s.has_3d == 1.0
+    from lrpose.errors import InputError
+
+    np.savez(tmp_path / "bad.npz", imgname=np.array(names))
+    with pytest.raises(InputError, match="lacks SPIN keys"):
+        SpinDataset(tmp_path / "bad.npz", tmp_path / "img")
