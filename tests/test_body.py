@@ -170,3 +170,30 @@ def test_gender_needs_real_smpl():
         load_body(BodyConfig(gender="male"))
     with pytest.raises(LrposeError):
         load_body(BodyConfig(gender="robot"))
+
+
+def test_fast_path_without_pose_correctives_matches_smplx(standin):
+    assert not standin.has_pose_correctives
+    torch.manual_seed(0)
+    pose = torch.randn(3, 72) * 0.4
+    betas = torch.randn(3, 10)
+    transl = torch.randn(3, 3)
+    rot = axis_angle_to_rotmat(pose.view(3, 24, 3))
+    fast = standin(rot[:, 1:], rot[:, 0], betas, transl)
+    ref = standin.layer(betas=betas, body_pose=rot[:, 1:], global_orient=rot[:, :1], transl=transl)
+    torch.testing.assert_close(fast.vertices, ref.vertices, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.joints, ref.joints[:, :24], atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.extra_joints, ref.joints[:, 24:], atol=1e-5, rtol=0)
+
+
+def test_bodies_with_pose_correctives_use_smplx_lbs(standin):
+    data = dict(read_body_file(assets.shipped_dirs()[0] / "standin_body.npz"))
+    data["posedirs"] = np.random.default_rng(0).normal(0, 1e-3, (standin.num_vertices, 3, 207)).astype(np.float32)
+    body = BodyModel(data, "standin", "standin-correctives", json.loads(str(data["meta"]))["vertex_ids"], data["J_regressor_h36m"])
+    assert body.has_pose_correctives
+    zero = torch.zeros(1, 72)
+    torch.testing.assert_close(body.forward_axis_angle(zero).vertices, standin.forward_axis_angle(zero).vertices, atol=1e-6, rtol=0)
+    bent = torch.zeros(1, 72)
+    bent[0, 4 * 3] = 1.0  # left knee
+    diff = (body.forward_axis_angle(bent).vertices - standin.forward_axis_angle(bent).vertices).abs().max()
+    assert diff > 1e-4  # the correctives are applied
