@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -366,8 +366,3 @@ def _draw_points(img: np.ndarray, part: np.ndarray) -> np.ndarray:
         if vis > 0:
             cv2.circle(img, (int(round(x)), int(round(y))), 1, (0, 255, 0), -1)
     return img
-
-
-def with_overrides(cfg: SynthConfig, **kw) -> SynthConfig:
-    """``cfg`` with the given fields replaced (None values ignored)."""
-    return replace(cfg, **{k: v for k, v in kw.items() if v is not None})
