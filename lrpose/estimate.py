@@ -8,14 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from lrpose import assets
 from lrpose.body import BodyModel
 from lrpose.crops import SquareCrop, apply_affine, crop_person, validate_box
-from lrpose.errors import InputError
 from lrpose.geometry import cam_crop_to_full, rotmat_to_axis_angle, weak_perspective_project
 from lrpose.models.checkpoint import CheckpointInfo, load_checkpoint
 from lrpose.models.regressor import MeanParams, load_mean_params
@@ -76,15 +74,60 @@ def load_model(weights: Path | None, body: BodyModel, config: RSCNetConfig | Non
     return model.eval(), info
 
 
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from an image file; InputError when missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"image {path} does not exist")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f"{path} is not a readable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+def focal_for(width: int, height: int) -> float:
+    """Full-image focal length in pixels: SPIN's 5000 px at 224 px, scaled to the image's longer side."""
+    return SPIN_FOCAL_PX / SPIN_CROP_PX * max(width, height)
+
+
+@dataclass(frozen=True)
+class BodyGeometry:
+    """Network outputs turned into the body and cameras, (B, ...) numpy float32."""
+
+    pose: np.ndarray
+    """(B, 72) axis-angle."""
+    joints3d: np.ndarray
+    """(B, 24, 3) metres, camera-frame orientation, before translation."""
+    joints2d: np.ndarray
+    """(B, 24, 2) full-image pixels (weak perspective through each crop)."""
+    vertices: np.ndarray
+    """(B, V, 3) metres, before translation."""
+    trans: np.ndarray
+    """(B, 3) full-frame translation (metres) for ``focal_px`` and the image centre."""
+    orig_cam: np.ndarray
+    """(B, 4) VIBE's full-image weak-perspective camera ``[sx, sy, tx, ty]``."""
+    focal_px: float
+
+
+@torch.no_grad()
+def body_geometry(
+    body: BodyModel, rotmats: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor, squares: list[SquareCrop], input_size: int,
+    width: int, height: int,
+) -> BodyGeometry:  # fmt: skip
+    """Pose the body for (B, 24, 3, 3) ``rotmats``, (B, 10) ``betas`` and (B, 3) crop cameras of
+    people cropped by ``squares`` (network input ``input_size``) from a ``width`` x ``height`` image."""
+    posed = body(rotmats[:, 1:], rotmats[:, 0], betas)
+    s = input_size
+    # weak perspective in [-1, 1] crop units -> crop pixels (edges at -0.5 and S - 0.5) -> image pixels
+    uv = ((weak_perspective_project(posed.joints, cam) + 1.0) * s / 2.0 - 0.5).numpy()
+    joints2d = np.stack([apply_affine(sq.crop_to_image(s), p) for sq, p in zip(squares, uv, strict=True)]) if squares else uv
+    focal = focal_for(width, height)
+    # box centre and image centre both in edge convention (their difference is what matters)
+    center = torch.tensor([[sq.x0 + sq.side / 2.0, sq.y0 + sq.side / 2.0] for sq in squares]).reshape(-1, 2)
+    side = torch.tensor([float(sq.side) for sq in squares])
+    n = len(squares)
+    trans = cam_crop_to_full(cam, center, side, torch.tensor([[float(width), float(height)]]).expand(n, 2), torch.full((n,), focal))
+    sx, sy = cam[:, 0] * side / width, cam[:, 0] * side / height
+    tx = (center[:, 0] - width / 2.0) / (width / 2.0) / sx + cam[:, 1]
+    ty = (center[:, 1] - height / 2.0) / (height / 2.0) / sy + cam[:, 2]
+    return BodyGeometry(
+        pose=rotmat_to_axis_angle(rotmats).reshape(-1, 72).numpy(),
+        joints3d=posed.joints.numpy(),
+        joints2d=joints2d.astype(np.float32),
+        vertices=posed.vertices.numpy(),
+        trans=trans.numpy(),
+        orig_cam=torch.stack([sx, sy, tx, ty], 1).numpy(),
+        focal_px=focal,
+    )
 
 
 class Estimator:
@@ -103,28 +146,17 @@ class Estimator:
             pixels, sq = crop_person(image, validate_box(box_xyxy, w, h), self.model.config.input_size)
         p = select_range(sq.side)
         out = self.model(pixels[None], p)
-        rot = out.rotmats
-        posed = self.body(rot[:, 1:], rot[:, 0], out.betas)
-        s = self.model.config.input_size
-        # weak perspective in [-1, 1] crop units -> crop pixels (edges at -0.5 and S - 0.5) -> image pixels
-        uv = weak_perspective_project(posed.joints, out.cam)[0].numpy()
-        joints2d = apply_affine(sq.crop_to_image(s), (uv + 1.0) * s / 2.0 - 0.5)
-        focal = SPIN_FOCAL_PX / SPIN_CROP_PX * max(w, h)
-        # box centre and image centre both in edge convention (their difference is what matters)
-        center = torch.tensor([[sq.x0 + sq.side / 2.0, sq.y0 + sq.side / 2.0]])
-        trans = cam_crop_to_full(
-            out.cam, center, torch.tensor([float(sq.side)]), torch.tensor([[float(w), float(h)]]), torch.tensor([focal])
-        )
+        g = body_geometry(self.body, out.rotmats, out.betas, out.cam, [sq], self.model.config.input_size, w, h)
         return PersonEstimate(
-            pose=rotmat_to_axis_angle(rot[0]).reshape(72).numpy(),
+            pose=g.pose[0],
             betas=out.betas[0].numpy(),
-            rotmats=rot[0].numpy(),
+            rotmats=out.rotmats[0].numpy(),
             pred_cam=out.cam[0].numpy(),
-            trans=trans[0].numpy(),
-            focal_px=focal,
-            joints3d=posed.joints[0].numpy(),
-            joints2d=joints2d,
-            vertices=posed.vertices[0].numpy(),
+            trans=g.trans[0],
+            focal_px=g.focal_px,
+            joints3d=g.joints3d[0],
+            joints2d=g.joints2d[0],
+            vertices=g.vertices[0],
             square=sq,
             range_index=p,
             below_minimum=below_minimum(sq.side),

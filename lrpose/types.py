@@ -43,6 +43,8 @@ class TrackedBox:
     box_xyxy: np.ndarray
     """(4,) float32, pixels."""
     score: float
+    observed: bool = True
+    """False while the person is not detected and the tracker predicts the box (a bridged gap)."""
 
 
 @dataclass(frozen=True)
@@ -62,49 +64,38 @@ class Crop:
 
 
 @dataclass(frozen=True)
-class SMPLParams:
-    """SMPL parameters as rotation matrices (the network's and body model's currency)."""
-
-    global_orient: torch.Tensor
-    """(B, 3, 3) root rotation."""
-    body_pose: torch.Tensor
-    """(B, 23, 3, 3) joint rotations relative to their parents, SMPL joint order 1..23."""
-    betas: torch.Tensor
-    """(B, 10) shape coefficients."""
-
-    def to(self, *args, **kwargs) -> SMPLParams:
-        """Move/cast every tensor (same arguments as ``torch.Tensor.to``)."""
-        return SMPLParams(*(t.to(*args, **kwargs) for t in (self.global_orient, self.body_pose, self.betas)))
-
-    def detach(self) -> SMPLParams:
-        """Detached copy (no autograd history)."""
-        return SMPLParams(self.global_orient.detach(), self.body_pose.detach(), self.betas.detach())
-
-
-@dataclass(frozen=True)
-class Camera:
-    """Camera of one estimate (SPIN convention, see ``lrpose.geometry``)."""
-
-    crop_cam: torch.Tensor
-    """(B, 3) weak-perspective ``[s, tx, ty]`` in normalised crop coordinates ([-1, 1])."""
-    translation: torch.Tensor
-    """(B, 3) full-frame camera translation in metres (perspective, focal ``focal_px``)."""
-    focal_px: float
-    """Focal length in full-image pixels used for ``translation``."""
-
-
-@dataclass(frozen=True)
 class PoseEstimate:
-    """One person in one frame."""
+    """One person in one frame (numpy, ready to save). Rotations are in the camera frame
+    (x right, y down, z forward); lengths in metres; 2D in full-image pixels."""
 
     track_id: int
     frame_index: int
-    smpl: SMPLParams
-    camera: Camera
-    joints3d: torch.Tensor
-    """(B, 24, 3) SMPL joints in metres, body frame (before camera translation)."""
-    features: torch.Tensor
-    """(B, D) pooled backbone feature phi (input to the temporal module)."""
+    box_xyxy: np.ndarray
+    """(4,) float32 tracked box."""
+    observed: bool
+    """False on frames the tracker bridged (person not detected, box predicted)."""
+    native_size: int
+    """Side of the square crop in source pixels."""
+    range_index: int
+    """Resolution range used (0..4)."""
+    pose: np.ndarray
+    """(72,) float32 axis-angle, root first."""
+    betas: np.ndarray
+    """(10,) float32."""
+    pred_cam: np.ndarray
+    """(3,) weak-perspective crop camera ``[s, tx, ty]``."""
+    orig_cam: np.ndarray
+    """(4,) VIBE's full-image weak-perspective camera ``[sx, sy, tx, ty]``."""
+    trans: np.ndarray
+    """(3,) full-frame camera translation (metres, focal ``focal_px``, principal point at the image centre)."""
+    joints3d: np.ndarray
+    """(24, 3) SMPL joints, metres, before translation."""
+    joints2d: np.ndarray
+    """(24, 2) image pixels."""
+    vertices: np.ndarray
+    """(V, 3) float32 mesh, metres, before translation."""
+    features: np.ndarray
+    """(D,) pooled backbone feature phi (input of the temporal module)."""
 
 
 @dataclass(frozen=True)
@@ -113,3 +104,5 @@ class FrameResult:
 
     frame: Frame
     people: list[PoseEstimate] = field(default_factory=list)
+    detected: bool = True
+    """False on frames the detector skipped (``--det-stride``)."""

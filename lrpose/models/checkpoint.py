@@ -31,6 +31,7 @@ from lrpose.errors import AssetFormatError
 from lrpose.export import atomic_torch_save
 from lrpose.models.regressor import MeanParams
 from lrpose.models.rscnet import RSCNet, RSCNetConfig
+from lrpose.models.temporal import TemporalConfig, TemporalModule
 
 FORMAT = "lrpose.rscnet"
 FORMAT_VERSION = 1
@@ -101,7 +102,7 @@ def _mean_from_state(sd: dict[str, torch.Tensor], source: str) -> MeanParams:
         raise AssetFormatError(f"checkpoint has no regressor initial values ({e.args[0]})") from None
 
 
-def _load_strict(model: RSCNet, sd: dict[str, torch.Tensor], path: Path, allowed_missing: set[str] = frozenset()) -> None:
+def _load_strict(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path, allowed_missing: set[str] = frozenset()) -> None:
     """Load ``sd`` (our key names) into ``model``; any missing/unexpected key or shape mismatch is an error."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd and k not in allowed_missing and not k.endswith("num_batches_tracked")]
@@ -190,3 +191,52 @@ def load_checkpoint(path: Path) -> tuple[RSCNet, CheckpointInfo]:
     model = RSCNet(config, _mean_from_state(sd, kind))
     _load_strict(model, ours, path, allowed)
     return model.eval(), CheckpointInfo(ident, kind, True, "smpl", config)
+
+
+TEMPORAL_FORMAT = "lrpose.temporal"
+
+
+@dataclass(frozen=True)
+class TemporalInfo:
+    """What a loaded temporal module is."""
+
+    checkpoint_id: str
+    rscnet_id: str
+    """Checkpoint id of the RSC-Net whose features phi it was trained on (it only fits that one)."""
+    trained: bool
+
+
+def save_temporal(path: Path, module: TemporalModule, rscnet_id: str, trained: bool = True, meta: dict[str, Any] | None = None) -> None:
+    """Self-describing temporal checkpoint (atomic): config, state, and the RSC-Net it belongs to."""
+    atomic_torch_save(
+        Path(path),
+        {
+            "format": TEMPORAL_FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": module.config.to_dict(),
+            "state_dict": module.state_dict(),
+            "mean_params": module.mean_params_source,
+            "rscnet_id": rscnet_id,
+            "trained": bool(trained),
+            "meta": dict(meta or {}),
+        },
+    )
+
+
+def load_temporal(path: Path) -> tuple[TemporalModule, TemporalInfo]:
+    """Load a temporal module checkpoint (weights only, keys checked strictly) in eval mode."""
+    path = Path(path)
+    obj = read_weights_only(path)
+    if not isinstance(obj, dict) or obj.get("format") != TEMPORAL_FORMAT:
+        raise AssetFormatError(f"{path} is not an lrpose temporal-module checkpoint")
+    if obj.get("format_version") != FORMAT_VERSION:
+        raise AssetFormatError(f"{path}: temporal format version {obj.get('format_version')} is not supported")
+    try:
+        config = TemporalConfig(**obj["config"])
+    except TypeError as e:
+        raise AssetFormatError(f"{path}: bad temporal config: {e}") from None
+    sd = obj["state_dict"]
+    module = TemporalModule(config, _mean_from_state({k.removeprefix("regressor."): v for k, v in sd.items()}, str(obj.get("mean_params"))))
+    _load_strict(module, sd, path)
+    info = TemporalInfo(f"{path.name}:{file_digest(path)}", str(obj.get("rscnet_id")), bool(obj.get("trained", False)))
+    return module.eval(), info

@@ -28,7 +28,7 @@ from lrpose.body import SPIN_J24_NAMES
 from lrpose.config import BodyConfig
 from lrpose.errors import InputError
 from lrpose.export import atomic_write_bytes, save_npz, save_png
-from lrpose.media import VideoWriter
+from lrpose.io import VideoWriter
 from lrpose.training.appearance import background, list_backgrounds, sample_lighting
 from lrpose.training.poses import load_pose_file, motion_pose, sample_motion, sample_static_pose
 from lrpose.training.scene import (

@@ -1,0 +1,65 @@
+"""Multi-person tracking behind one protocol (the only module importing motpy).
+
+The tracker is motpy's ``MultiObjectTracker`` (MIT): a constant-velocity Kalman filter per
+person, matched to detections by IoU (SORT-style). lrpose adds stable integer ids (in order of
+first appearance), gap bridging (a person missed for up to ``max_gap`` frames keeps its track, its
+box predicted by the filter) and frames without detection (``--det-stride``: the filter predicts).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from motpy import Detection, MultiObjectTracker
+
+from lrpose.types import Detections, TrackedBox
+
+
+class Tracker(Protocol):
+    """``update(detections, frame_index)`` once per frame, in order; ``None`` = not detected this
+    frame. Returns every live track's box; a track missing from the result has ended."""
+
+    def update(self, detections: Detections | None, frame_index: int) -> list[TrackedBox]: ...
+
+
+class SortTracker:
+    """Kalman + IoU tracker (motpy). ``max_gap``: frames a person may go undetected before the
+    track ends; ``min_iou``: overlap needed to continue a track (low for small, fast people)."""
+
+    def __init__(self, fps: float, max_gap: int = 10, min_iou: float = 0.1) -> None:
+        self.max_gap = max_gap
+        dt = 1.0 / max(fps, 1e-3)
+        self._mot = MultiObjectTracker(
+            dt=dt,
+            model_spec={"order_pos": 1, "dim_pos": 2, "order_size": 0, "dim_size": 2, "dt": dt},
+            # motpy lowers staleness by 3 per match and raises it by 1 per miss: max_gap + 1 misses end a track
+            tracker_kwargs={"max_staleness": max_gap + 1},
+            matching_fn_kwargs={"min_iou": min_iou},
+        )
+        self._ids: dict[str, int] = {}
+        self._positive: dict[str, int] = {}
+        self._seen: dict[str, bool] = {}
+
+    def update(self, detections: Detections | None, frame_index: int) -> list[TrackedBox]:
+        if detections is None:
+            for t in self._mot.trackers:  # no detector run: the filters predict, nobody gets staler
+                t.predict()
+        else:
+            dets = [
+                Detection(box=b.astype(np.float64), score=float(s)) for b, s in zip(detections.boxes_xyxy, detections.scores, strict=True)
+            ]
+            self._mot.step(detections=dets)
+        out = []
+        for t in self._mot.trackers:
+            if t.id not in self._ids:
+                self._ids[t.id] = len(self._ids)
+            if detections is not None:  # between detector runs a track keeps the state of its last run
+                self._seen[t.id] = t.steps_positive > self._positive.get(t.id, 0)
+                self._positive[t.id] = t.steps_positive
+            box = np.asarray(t.box(), np.float32)
+            out.append(TrackedBox(self._ids[t.id], frame_index, box, float(t.score), self._seen.get(t.id, False)))
+        live = {t.id for t in self._mot.trackers}
+        self._positive = {k: v for k, v in self._positive.items() if k in live}
+        self._seen = {k: v for k, v in self._seen.items() if k in live}
+        return sorted(out, key=lambda b: b.track_id)
