@@ -33,13 +33,15 @@ class SortTracker:
         self._mot = MultiObjectTracker(
             dt=dt,
             model_spec={"order_pos": 1, "dim_pos": 2, "order_size": 0, "dim_size": 2, "dt": dt},
-            # motpy lowers staleness by 3 per match and raises it by 1 per miss: max_gap + 1 misses end a track
-            tracker_kwargs={"max_staleness": max_gap + 1},
+            # motpy's own staleness rule (also applied to a track in its first frame) is only a backstop:
+            # lrpose ends a track itself after more than max_gap frames without a detection
+            tracker_kwargs={"max_staleness": max_gap + 3},
             matching_fn_kwargs={"min_iou": min_iou},
         )
         self._ids: dict[str, int] = {}
         self._positive: dict[str, int] = {}
         self._seen: dict[str, bool] = {}
+        self._last_hit: dict[str, int] = {}
 
     def update(self, detections: Detections | None, frame_index: int) -> list[TrackedBox]:
         if detections is None:
@@ -51,15 +53,23 @@ class SortTracker:
             ]
             self._mot.step(detections=dets)
         out = []
+        ended = []
         for t in self._mot.trackers:
             if t.id not in self._ids:
                 self._ids[t.id] = len(self._ids)
             if detections is not None:  # between detector runs a track keeps the state of its last run
                 self._seen[t.id] = t.steps_positive > self._positive.get(t.id, 0)
                 self._positive[t.id] = t.steps_positive
+                if self._seen[t.id]:
+                    self._last_hit[t.id] = frame_index
+                elif frame_index - self._last_hit[t.id] > self.max_gap:
+                    ended.append(t)
+                    continue
             box = np.asarray(t.box(), np.float32)
             out.append(TrackedBox(self._ids[t.id], frame_index, box, float(t.score), self._seen.get(t.id, False)))
+        self._mot.trackers = [t for t in self._mot.trackers if t not in ended]
         live = {t.id for t in self._mot.trackers}
         self._positive = {k: v for k, v in self._positive.items() if k in live}
         self._seen = {k: v for k, v in self._seen.items() if k in live}
+        self._last_hit = {k: v for k, v in self._last_hit.items() if k in live}
         return sorted(out, key=lambda b: b.track_id)

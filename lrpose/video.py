@@ -92,6 +92,8 @@ class TrackStore:
         self.kept: dict[int, int] = {}
         """track id -> last kept frame index (finished tracks that were written)."""
         self.lengths: dict[int, int] = {}
+        self.ranges: Counter = Counter()
+        """person-frames of the kept tracks per resolution range."""
         self.dropped = 0
 
     def add(self, p: PoseEstimate, time_s: float) -> None:
@@ -128,6 +130,7 @@ class TrackStore:
         arrays["native_size"] = arrays["native_size"].astype(np.int32)
         save_npz(self.folder / f"{track_id:04d}.npz", {**arrays, "track_id": track_id, **self.meta})
         self.kept[track_id] = int(arrays["frame_ids"][-1])
+        self.ranges.update(arrays["range_index"].tolist())
         self.lengths[track_id] = len(rows)
 
     def end_all(self) -> None:
@@ -201,7 +204,6 @@ def process_video(
     store = TrackStore(tracks_dir, options.min_track, options.save_verts, meta)
     delay = options.min_track + pipeline.config.max_gap
     queue: deque[FrameResult] = deque()
-    ranges: Counter = Counter()
     frames = 0
     live: set[int] = set()
     size = (source.width + source.width % 2, source.height + source.height % 2)
@@ -223,7 +225,6 @@ def process_video(
                 ids = {p.track_id for p in result.people}
                 for p in result.people:
                     store.add(p, result.frame.time_s)
-                    ranges[p.range_index] += 1
                 for gone in sorted(live - ids):
                     store.end(gone)
                 live = ids
@@ -247,7 +248,7 @@ def process_video(
         "people": len(store.kept),
         "tracks": [{"id": i, "frames": store.lengths[i], "file": f"tracks/{i:04d}.npz"} for i in sorted(store.kept)],
         "dropped_short_tracks": store.dropped,
-        "person_frames_per_range": {str(p): ranges.get(p, 0) for p in range(5)},
+        "person_frames_per_range": {str(p): store.ranges.get(p, 0) for p in range(5)},
         "detector": info.detector,
         "temporal": info.temporal,
         "checkpoint": info.checkpoint_id,

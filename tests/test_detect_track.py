@@ -1,0 +1,124 @@
+"""Detectors, the tracker adapter, frame decoding and the temporal module's streaming form."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lrpose import assets
+from lrpose.detect import BoxesFile, HogDetector, YoloDetector, make_detector, yolo_available
+from lrpose.errors import InputError
+from lrpose.io import FrameSource, _to_rgb
+from lrpose.models.rscnet import RSCNet, RSCNetConfig
+from lrpose.models.temporal import TemporalConfig, TemporalModule
+from lrpose.track import SortTracker
+from lrpose.types import Detections
+from tests.test_models import mean_params
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_tracker_keeps_ids_bridges_gaps_and_ends_tracks():
+    tracker = SortTracker(fps=10, max_gap=2)
+    seen = []
+    for f in range(12):
+        rows = [[10 + 3 * f, 10, 30 + 3 * f, 60]] if f not in (4, 5) else []  # person A missed at frames 4-5
+        if f < 6:
+            rows.append([100, 20, 120, 70])  # person B stands still, leaves after frame 5
+        d = Detections(np.array(rows, np.float32).reshape(-1, 4), np.ones(len(rows), np.float32))
+        seen.append({b.track_id: b for b in tracker.update(d, f)})
+    assert [sorted(s) for s in seen[:4]] == [[0, 1]] * 4
+    assert not seen[4][0].observed and not seen[5][0].observed and seen[6][0].observed  # bridged, same id
+    assert abs(float(seen[5][0].box_xyxy[0]) - 25) < 3  # the filter predicted the motion through the gap
+    assert 1 in seen[7] and 1 not in seen[8]  # B: 3 frames without detection > max_gap -> ended
+    for f in (12, 13, 14, 15):  # frames the detector skipped: the track goes on, nobody gets staler
+        assert [b.track_id for b in tracker.update(None, f)] == [0]
+
+
+def test_boxes_file_formats_and_errors(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"frames": {"2": [[1, 2, 11, 32, 0.5]]}}))
+    d = BoxesFile(tmp_path / "a.json")(np.zeros((40, 40, 3), np.uint8), 2)
+    assert d.boxes_xyxy.tolist() == [[1, 2, 11, 32]] and d.scores.tolist() == [0.5]
+    assert len(BoxesFile(tmp_path / "a.json")(np.zeros((40, 40, 3), np.uint8), 3).boxes_xyxy) == 0
+    (tmp_path / "b.json").write_text(json.dumps([[[0, 0, 5, 9]], []]))
+    assert len(BoxesFile(tmp_path / "b.json")(np.zeros((40, 40, 3), np.uint8), 0).boxes_xyxy) == 1
+    for bad, msg in (("{", "not valid JSON"), ('{"frames": {"0": [[5, 5, 1, 1]]}}', "x2 > x1"), ('{"x": 1}', "expected")):
+        (tmp_path / "c.json").write_text(bad)
+        with pytest.raises(InputError, match=msg):
+            BoxesFile(tmp_path / "c.json")
+
+
+def test_rotation_metadata_is_applied():
+    class FakeFrame:
+        rotation = 90
+
+        def to_ndarray(self, format):
+            return np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+
+    rgb = _to_rgb(FakeFrame())
+    assert rgb.shape == (3, 2, 3) and (rgb == np.rot90(FakeFrame().to_ndarray("rgb24"))).all()
+
+
+def test_frame_source_reads_example_with_timestamps():
+    src = FrameSource(EXAMPLES / "cctv_synthetic.mp4")
+    assert (src.width, src.height, src.fps, src.frame_count) == (640, 480, 15.0, 60)
+    times = [f.time_s for f, _ in zip(src, range(3), strict=False)]
+    assert np.allclose(times, [0, 1 / 15, 2 / 15], atol=1e-3)
+
+
+def test_hog_finds_synthetic_people():
+    src = FrameSource(EXAMPLES / "cctv_synthetic.mp4")
+    frame = next(iter(src))
+    gt = np.load(EXAMPLES / "cctv_synthetic_gt.npz")
+    truth = gt["boxes"][0][gt["present"][0]]
+    found = HogDetector(det_size=1280)(frame.image, 0)
+    hits = sum(max(iou(t, b) for b in found.boxes_xyxy) > 0.3 for t in truth) if len(found.boxes_xyxy) else 0
+    assert hits >= 3, (found.boxes_xyxy, truth)
+
+
+def test_auto_detector_falls_back_to_hog_without_weights(monkeypatch):
+    monkeypatch.setattr(assets, "_package_dirs", lambda name: [])
+    det, line = make_detector("auto")
+    assert isinstance(det, HogDetector) and "fallback: no YOLO weights found" in line
+    with pytest.raises(InputError, match="--detector must be"):
+        make_detector("ssd")
+
+
+@pytest.mark.skipif(not (yolo_available() and assets.locate("detector").path), reason="needs ultralytics and YOLO weights")
+def test_yolo_finds_synthetic_people():
+    frame = next(iter(FrameSource(EXAMPLES / "cctv_synthetic.mp4")))
+    gt = np.load(EXAMPLES / "cctv_synthetic_gt.npz")
+    truth = gt["boxes"][0][gt["present"][0]]
+    found = YoloDetector(assets.locate("detector").path, det_size=1280, conf=0.25)(frame.image, 0)
+    assert sum(max(iou(t, b) for b in found.boxes_xyxy) > 0.5 for t in truth) == len(truth)
+
+
+def test_temporal_module_streams_and_starts_as_identity():
+    torch.manual_seed(0)
+    net = RSCNet(RSCNetConfig(depth=18, input_size=32), mean_params()).eval()
+    module = TemporalModule.from_rscnet(net, TemporalConfig(feat_dim=512, hidden=64)).eval()
+    feats = torch.randn(2, 7, 512)
+    with torch.no_grad():
+        per_frame = net.regressor(feats.reshape(14, 512))[0].reshape(2, 7, 144)
+        assert torch.allclose(module(feats).pose6d, per_frame, atol=1e-5)  # zero residual == per-frame model
+        torch.nn.init.normal_(module.linear.weight, std=0.1)
+        whole = module(feats)
+        state, steps = None, []
+        for t in range(7):  # online, one frame at a time, as the pipeline runs it
+            out = module(feats[:, t : t + 1], state)
+            state = out.state
+            steps.append(out.pose6d)
+    assert torch.allclose(torch.cat(steps, 1), whole.pose6d, atol=1e-5)
+    assert not torch.allclose(whole.pose6d, per_frame, atol=1e-3)
+    assert whole.rotmats.shape == (2, 7, 24, 3, 3) and whole.state.shape == (2, 2, 64)

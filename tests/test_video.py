@@ -1,0 +1,224 @@
+"""``lrpose video`` end to end on tiny synthetic videos with boxes from JSON and a tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from lrpose.assets import file_digest
+from lrpose.cli import main
+from lrpose.io import VideoWriter
+from lrpose.models.checkpoint import save_checkpoint, save_temporal
+from lrpose.models.rscnet import RSCNet, RSCNetConfig
+from lrpose.models.temporal import TemporalModule
+from tests.test_models import mean_params
+
+W, H, FPS = 160, 120, 10
+
+
+def person_box(k: int, f: int) -> list[float]:
+    """Person k walks right by 2 px per frame."""
+    x = 20 + 60 * k + 2 * f
+    return [x, 30.0, x + 22.0, 100.0]
+
+
+def make_video(path: Path, frames: int, people: dict[int, range]) -> dict:
+    """A dark video with bright 'people'; returns the boxes JSON (frame -> boxes of visible people)."""
+    boxes: dict[str, list] = {}
+    with VideoWriter(path, FPS, W, H) as w:
+        for f in range(frames):
+            img = np.full((H, W, 3), 30, np.uint8)
+            rows = []
+            for k, visible in people.items():
+                b = person_box(k, f)
+                img[int(b[1]) : int(b[3]), int(b[0]) : int(b[2])] = (200, 150 + 40 * k, 100)
+                if f in visible:
+                    rows.append(b)
+            boxes[str(f)] = rows
+            w.write(img)
+    return {"frames": boxes}
+
+
+def frame_count(path: Path) -> tuple[int, float]:
+    with av.open(str(path)) as c:
+        n = sum(1 for _ in c.decode(video=0))
+        return n, float(c.streams.video[0].average_rate)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
+    save_checkpoint(path, RSCNet(RSCNetConfig(depth=18, input_size=32), mean_params()), "standin-anny:test", trained=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> tuple[Path, Path]:
+    """20 frames: person 0 always detected except frames 8-10, person 1 detected only in frames 5-9."""
+    d = tmp_path_factory.mktemp("clip")
+    gt = make_video(d / "walk.mp4", 20, {0: [f for f in range(20) if f not in (8, 9, 10)], 1: range(5, 10)})
+    (d / "boxes.json").write_text(json.dumps(gt))
+    return d / "walk.mp4", d / "boxes.json"
+
+
+def run(clip, tiny, out: Path, *extra: str) -> int:
+    video, boxes = clip
+    return main(["video", str(video), "--out", str(out), "--boxes", str(boxes), "--weights", str(tiny), "--no-temporal", *extra])
+
+
+def test_tracks_overlay_and_summary(clip, tiny, tmp_path):
+    assert run(clip, tiny, tmp_path, "--min-track", "8", "--save-verts") == 0
+    folder = tmp_path / "walk"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["frames"] == 20 and summary["people"] == 1 and summary["dropped_short_tracks"] == 1  # person 1: 5 frames
+    assert summary["person_frames_per_range"] == {"0": 0, "1": 0, "2": 20, "3": 0, "4": 0}  # kept tracks only
+    assert summary["detector"].startswith("boxes") and not summary["untrained"]
+    z = np.load(folder / "tracks" / "0000.npz")
+    t = 20
+    shapes = {"pose": (t, 72), "betas": (t, 10), "pred_cam": (t, 3), "orig_cam": (t, 4), "joints3d": (t, 24, 3), "joints2d": (t, 24, 2),
+              "bboxes": (t, 4), "frame_ids": (t,), "trans": (t, 3), "range_index": (t,), "native_size": (t,), "verts": (t, 13718, 3),
+              "observed": (t,), "time_s": (t,)}  # fmt: skip
+    assert {k: z[k].shape for k in shapes} == shapes
+    assert z["frame_ids"].tolist() == list(range(20))
+    assert z["observed"].tolist() == [f not in (8, 9, 10) for f in range(20)]  # the gap is bridged, not split
+    assert np.allclose(z["time_s"], np.arange(20) / FPS, atol=1e-3)
+    assert float(z["fps"]) == FPS and str(z["checkpoint"]).startswith("tiny.pt:")
+    # boxes of 22x70 px -> square side 84 px -> range 2
+    assert set(z["native_size"][z["observed"]].tolist()) == {84} and set(z["range_index"].tolist()) == {2}
+    # the full-frame perspective camera reproduces the crop's weak-perspective 2D joints
+    j = torch.from_numpy(z["joints3d"]) + torch.from_numpy(z["trans"])[:, None]
+    proj = float(z["focal_px"]) * j[..., :2] / j[..., 2:] + torch.tensor([W / 2 - 0.5, H / 2 - 0.5])
+    assert np.abs(proj.numpy() - z["joints2d"]).max() < 0.05 * 84
+    assert frame_count(folder / "overlay.mp4") == (20, FPS)
+
+
+def test_short_gap_limit_splits_tracks(clip, tiny, tmp_path):
+    assert run(clip, tiny, tmp_path, "--min-track", "3", "--max-gap", "1") == 0
+    summary = json.loads((tmp_path / "walk" / "summary.json").read_text())
+    # person 0 splits at the 3-frame gap into frames 0-7 and 11-19; person 1 (5 frames) is kept
+    assert sorted(t["frames"] for t in summary["tracks"]) == [5, 8, 9]
+
+
+def test_det_stride_bridges_frames(clip, tiny, tmp_path):
+    assert run(clip, tiny, tmp_path, "--det-stride", "2", "--min-track", "4") == 0
+    z = np.load(tmp_path / "walk" / "tracks" / "0000.npz")
+    assert z["frame_ids"].tolist() == list(range(20))
+
+
+def test_temporal_module_changes_results_and_identity_init_does_not(clip, tiny, tmp_path):
+    model_id = f"{tiny.name}:{file_digest(tiny)}"
+    from lrpose.models.checkpoint import load_checkpoint
+
+    rscnet, _ = load_checkpoint(tiny)
+    identity = TemporalModule.from_rscnet(rscnet)
+    save_temporal(tmp_path / "identity.pt", identity, model_id)
+    torch.manual_seed(1)
+    smoothing = TemporalModule.from_rscnet(rscnet)
+    torch.nn.init.normal_(smoothing.linear.weight, std=0.05)
+    save_temporal(tmp_path / "smooth.pt", smoothing, model_id)
+    video, boxes = clip
+    base = ["video", str(video), "--boxes", str(boxes), "--weights", str(tiny), "--min-track", "8", "--no-overlay"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--no-temporal"]) == 0
+    assert main([*base, "--out", str(tmp_path / "b"), "--temporal-weights", str(tmp_path / "identity.pt")]) == 0
+    assert main([*base, "--out", str(tmp_path / "c"), "--temporal-weights", str(tmp_path / "smooth.pt")]) == 0
+    a, b, c = (np.load(tmp_path / x / "walk" / "tracks" / "0000.npz") for x in "abc")
+    assert np.abs(a["pose"] - b["pose"]).max() < 1e-4  # a zero residual reproduces the per-frame model
+    assert np.abs(a["pose"] - c["pose"]).max() > 1e-3
+    assert str(c["temporal"]).startswith("GRU smooth.pt:")
+    assert not (tmp_path / "a" / "walk" / "overlay.mp4").exists()
+
+
+def test_temporal_for_another_rscnet_is_refused(clip, tiny, tmp_path, capsys):
+    from lrpose.models.checkpoint import load_checkpoint
+
+    rscnet, _ = load_checkpoint(tiny)
+    save_temporal(tmp_path / "other.pt", TemporalModule.from_rscnet(rscnet), "other.pt:0123456789")
+    video, boxes = clip
+    args = ["video", str(video), "--out", str(tmp_path), "--boxes", str(boxes), "--weights", str(tiny)]
+    assert main([*args, "--temporal-weights", str(tmp_path / "other.pt")]) == 1
+    err = capsys.readouterr().err
+    assert "was trained on the features of other.pt:0123456789" in err and "Traceback" not in err
+
+
+def test_resume_skips_finished_video(clip, tiny, tmp_path, capsys):
+    assert run(clip, tiny, tmp_path) == 0
+    stamp = (tmp_path / "walk" / "summary.json").stat().st_mtime_ns
+    assert run(clip, tiny, tmp_path, "--resume") == 0
+    assert "already done" in capsys.readouterr().out
+    assert (tmp_path / "walk" / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_bad_inputs_one_line_each_and_good_ones_still_run(clip, tiny, tmp_path, capsys):
+    video, boxes = clip
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("this is not a video\n" * 20)
+    data = video.read_bytes()
+    (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    srcs = [tmp_path / "empty.mp4", tmp_path / "text.mp4", tmp_path / "truncated.mp4", video, tmp_path / "missing.mp4"]
+    code = main(["video", *map(str, srcs), "--out", str(tmp_path / "o"), "--boxes", str(boxes), "--weights", str(tiny), "--no-temporal"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "empty.mp4 is empty (0 bytes)" in err
+    assert "text.mp4 is not a video FFmpeg can read" in err
+    assert "truncated.mp4" in err and "missing.mp4 does not exist" in err
+    assert (tmp_path / "o" / "walk" / "summary.json").exists()  # the good video was processed anyway
+
+
+def test_video_without_people_gives_empty_valid_result(tmp_path):
+    make_video(tmp_path / "empty_scene.mp4", 6, {})
+    (tmp_path / "none.json").write_text(json.dumps({"frames": {}}))
+    assert main(["video", str(tmp_path / "empty_scene.mp4"), "--out", str(tmp_path / "o"), "--boxes", str(tmp_path / "none.json")]) == 0
+    folder = tmp_path / "o" / "empty_scene"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["people"] == 0 and summary["frames"] == 6 and list((folder / "tracks").iterdir()) == []
+    assert frame_count(folder / "overlay.mp4") == (6, FPS)
+
+
+def test_image_folder_source(tiny, tmp_path):
+    (tmp_path / "imgs").mkdir()
+    gt = {}
+    for f in range(9):
+        img = np.full((H, W, 3), 30, np.uint8)
+        b = person_box(0, f)
+        img[int(b[1]) : int(b[3]), int(b[0]) : int(b[2])] = 220
+        cv2.imwrite(str(tmp_path / "imgs" / f"{f:03d}.png"), img)
+        gt[str(f)] = [b]
+    (tmp_path / "b.json").write_text(json.dumps({"frames": gt}))
+    args = ["video", str(tmp_path / "imgs"), "--out", str(tmp_path / "o"), "--boxes", str(tmp_path / "b.json"), "--weights", str(tiny)]
+    assert main([*args, "--no-temporal", "--min-track", "5"]) == 0
+    z = np.load(tmp_path / "o" / "imgs" / "tracks" / "0000.npz")
+    assert len(z["pose"]) == 9
+
+
+def test_interrupt_keeps_finished_tracks(clip, tiny, tmp_path):
+    from lrpose.body import load_body
+    from lrpose.detect import BoxesFile
+    from lrpose.estimate import load_model
+    from lrpose.pipeline import Pipeline, PipelineConfig
+    from lrpose.video import RunInfo, VideoOptions, process_video
+
+    video, boxes = clip
+    inner = BoxesFile(boxes)
+
+    def detector(image, index):
+        if index == 16:
+            raise KeyboardInterrupt
+        return inner(image, index)
+
+    body = load_body()
+    model, info = load_model(tiny, body)
+    pipe = Pipeline(model, body, detector, None, PipelineConfig(max_gap=0, batch_frames=1))
+    with pytest.raises(KeyboardInterrupt):
+        process_video(video, tmp_path, pipe, body, RunInfo(body.body_id, info.checkpoint_id, False, "test", "off"), VideoOptions(min_track=5))
+    # person 0's first track (frames 0-7) and person 1 (5-9) ended before the interrupt and were written
+    assert sorted(p.name for p in (tmp_path / "tracks").iterdir()) == ["0000.npz", "0001.npz"]
+    assert not (tmp_path / "summary.json").exists() and not (tmp_path / "overlay.mp4").exists()
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
