@@ -1,7 +1,7 @@
 """The ``lrpose`` command line (Typer). Thin: parse options, call the library, report.
 
 Library errors (``LrposeError``) become one red line and exit code 1; ``--debug`` shows the
-traceback. Commands whose implementation has not landed yet exit with code 2 and say so.
+traceback; usage errors exit with code 2.
 """
 
 from __future__ import annotations
@@ -38,10 +38,6 @@ SmplOpt = Annotated[Path | None, typer.Option("--smpl", help="SMPL file or folde
 GenderOpt = Annotated[str | None, typer.Option("--gender", help="neutral | male | female (real SMPL only).")]
 StandinOpt = Annotated[bool | None, typer.Option("--standin/--no-standin", help="Force the shipped stand-in body.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file (flags override it).")]
-
-
-class NotImplementedYet(Exception):
-    """A command whose implementation is planned but has not landed."""
 
 
 def _version(value: bool) -> None:
@@ -102,10 +98,6 @@ def _progress_bar():
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console,
     )  # fmt: skip
-
-
-def _planned(what: str) -> None:
-    raise NotImplementedYet(what)
 
 
 def _temporal_module(no_temporal: bool, temporal_weights: Path | None, rscnet_id: str, feat_dim: int):
@@ -401,13 +393,75 @@ def _eval_texture(data, weights, low_res, reid_weights, limit, json_out, smpl, s
         atomic_write_bytes(json_out, json.dumps(records, indent=1).encode())
 
 
+def _sequences(data: Path, rscnet_path: Path, model, rscnet_id: str, cache: Path | None, seed: int):
+    """Sequence features of ``data`` (clips folder, or an extracted .npz) for the RSC-Net ``rscnet_id``."""
+    from lrpose.errors import InputError
+    from lrpose.training.sequences import Sequences, extract
+
+    if data.is_file():
+        seqs = Sequences.load(data)
+        if seqs.rscnet_id.split(":")[-1] != rscnet_id.split(":")[-1]:
+            raise InputError(f"{data} holds features of {seqs.rscnet_id}, not of {rscnet_id}")
+        return seqs
+    if cache is not None and cache.is_file():
+        seqs = Sequences.load(cache)
+        if seqs.rscnet_id == rscnet_id:
+            console.print(f"features: reusing {cache}", soft_wrap=True)
+            return seqs
+    if not data.is_dir():
+        raise InputError(f"--data {data} is neither a folder of clips nor a features .npz")
+    with _progress_bar() as bar:
+        task = bar.add_task(f"features {data.name}", total=None, info="")
+        seqs = extract(data, model, rscnet_id, seed=seed, progress=lambda d, t: bar.update(task, completed=d, total=t))
+    if cache is not None:
+        seqs.save(cache)
+    return seqs
+
+
+def _eval_temporal(data, weights, temporal_weights, json_out, smpl, standin, config) -> None:
+    import json
+
+    from lrpose import assets
+    from lrpose.body import load_body
+    from lrpose.errors import InputError
+    from lrpose.export import atomic_write_bytes
+    from lrpose.models.checkpoint import load_checkpoint, load_temporal
+    from lrpose.training.temporal import evaluate_temporal
+
+    rscnet_path = assets.resolve("rscnet", weights)
+    model, info = load_checkpoint(rscnet_path)
+    module, tinfo = load_temporal(assets.resolve("temporal", temporal_weights))
+    if tinfo.rscnet_id.split(":")[-1] != info.checkpoint_id.split(":")[-1]:
+        raise InputError(f"the temporal module was trained on features of {tinfo.rscnet_id}, not of {info.checkpoint_id}")
+    body = load_body(_body_config(config, smpl, None, standin))
+    seqs = _sequences(data, rscnet_path, model, info.checkpoint_id, None, seed=1)
+    rows = {
+        "per-frame (RSC-Net)": evaluate_temporal(None, model, body, seqs),
+        "temporal (GRU)": evaluate_temporal(module, model, body, seqs),
+    }
+    first = next(iter(rows.values()))
+    table = Table(title=f"{data}: {first['sequences']} sequences, {first['frames']} frames (mm; accel in mm/frame^2)")
+    for col in ("model", "MPJPE", "PA-MPJPE", "accel", "accel error"):
+        table.add_column(col, justify="right")
+    for name, r in rows.items():
+        table.add_row(name, f"{r['mpjpe']:.1f}", f"{r['pa_mpjpe']:.1f}", f"{r['accel']:.2f}", f"{r['accel_error']:.2f}")
+    console.print(table)
+    if json_out:
+        atomic_write_bytes(json_out, json.dumps(rows, indent=1).encode())
+
+
 @app.command("eval")
 def evaluate(
-    data: Annotated[Path, typer.Option("--data", help="Folder of synthetic crops or a SPIN-format .npz.")],
+    data: Annotated[
+        Path, typer.Option("--data", help="Synthetic crops folder or SPIN .npz (pose); clips folder or features .npz (temporal).")
+    ],
     weights: Annotated[
         list[Path] | None, typer.Option("--weights", help="Checkpoint(s) to compare (repeatable); default: the shipped one.")
     ] = None,
-    task: Annotated[str, typer.Option("--task", help="pose (RSC-Net) or texture (texture network).")] = "pose",
+    task: Annotated[
+        str, typer.Option("--task", help="pose (RSC-Net), temporal (per-frame vs GRU on clips) or texture (texture network).")
+    ] = "pose",
+    temporal_weights: Annotated[Path | None, typer.Option("--temporal-weights", help="temporal: the module to evaluate.")] = None,
     low_res: Annotated[int, typer.Option("--low-res", help="texture: person image side fed to the network.")] = 32,
     reid_weights: Annotated[
         Path | None, typer.Option("--reid-weights", help="texture: ResNet-50 ReID backbone for the ReID distance.")
@@ -436,8 +490,11 @@ def evaluate(
     if task == "texture":
         _eval_texture(data, weights, low_res, reid_weights, limit, json_out, smpl, standin, config)
         return
+    if task == "temporal":
+        _eval_temporal(data, weights[0] if weights else None, temporal_weights, json_out, smpl, standin, config)
+        return
     if task != "pose":
-        raise InputError(f"--task must be pose or texture, not '{task}'")
+        raise InputError(f"--task must be pose, temporal or texture, not '{task}'")
     try:
         sides = [int(v) for v in resolutions.split(",") if v.strip()]
     except ValueError:
@@ -580,9 +637,69 @@ def train_rscnet(
 
 
 @train_app.command("temporal")
-def train_temporal() -> None:
-    """Train the GRU temporal module on extracted features."""
-    _planned("lrpose train temporal")
+def train_temporal(
+    data: Annotated[Path, typer.Option("--data", help="Synthetic clips (lrpose synth --kind video) or a features .npz.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: features, checkpoints, log, loss plot.")],
+    weights: Annotated[Path | None, typer.Option("--weights", help="The (frozen) RSC-Net whose features phi it reads.")] = None,
+    heldout: Annotated[Path | None, typer.Option("--heldout", help="Held-out clips: per-frame vs temporal metrics at the end.")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue from the run's last.pt.")] = None,
+    steps: Annotated[int, typer.Option("--steps")] = 2000,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Frames per training window (VIBE: 16).")] = 16,
+    lr: Annotated[float, typer.Option("--lr")] = 1e-4,
+    hidden: Annotated[int, typer.Option("--hidden", help="GRU hidden size (VIBE: 1024).")] = 1024,
+    adv_weight: Annotated[float, typer.Option("--adv-weight", help="Adversarial motion loss weight (0 = off).")] = 0.0,
+    motion_data: Annotated[
+        list[Path] | None, typer.Option("--motion-data", help="Real motion .npz files/folders (AMASS 'poses' or 'pose' (T, 72)).")
+    ] = None,
+    ckpt_every: Annotated[int, typer.Option("--ckpt-every")] = 500,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    smpl: SmplOpt = None,
+    standin: StandinOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Train the GRU temporal module on RSC-Net features of synthetic clips (offline extraction, as in the paper)."""
+    import json
+
+    from lrpose import assets
+    from lrpose.body import load_body
+    from lrpose.errors import InputError
+    from lrpose.export import atomic_write_bytes
+    from lrpose.models.checkpoint import load_checkpoint, load_temporal
+    from lrpose.training.temporal import TemporalTrainConfig, evaluate_temporal
+    from lrpose.training.temporal import train_temporal as run
+
+    if steps < 1 or batch_size < 1 or seq_len < 3 or ckpt_every < 1:
+        raise InputError("--steps, --batch-size and --ckpt-every must be at least 1, --seq-len at least 3")
+    rscnet_path = assets.resolve("rscnet", weights)
+    model, info = load_checkpoint(rscnet_path)
+    if not info.trained:
+        err_console.print(Text(f"WARNING: {rscnet_path} is an UNTRAINED RSC-Net: its features are meaningless", style="bold yellow"))
+    body = load_body(_body_config(config, smpl, None, standin))
+    out.mkdir(parents=True, exist_ok=True)
+    train_seqs = _sequences(data, rscnet_path, model, info.checkpoint_id, out / "features_train.npz", seed=seed)
+    cfg = TemporalTrainConfig(
+        out=str(out), steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, hidden=hidden, adv_weight=adv_weight,
+        motion_data=tuple(str(p) for p in motion_data or ()), seed=seed, ckpt_every=ckpt_every,
+    )  # fmt: skip
+    with _progress_bar() as bar:
+        task = bar.add_task("train temporal", total=steps, info="")
+
+        def report(step: int, total: int, parts: dict) -> None:
+            bar.update(task, completed=step, info=f"loss {parts['loss']:.4f} kp3d {parts['kp3d']:.4f}")
+
+        final = run(cfg, body, train_seqs, rscnet_path, info.checkpoint_id, resume=resume, progress=report)
+    console.print(f"checkpoint: {final} | log: {out / 'train_log.csv'} | plot: {out / 'loss.png'}", soft_wrap=True)
+    if heldout is not None:
+        seqs = _sequences(heldout, rscnet_path, model, info.checkpoint_id, out / "features_heldout.npz", seed=seed + 1)
+        module, _ = load_temporal(final)
+        rows = {"per-frame": evaluate_temporal(None, model, body, seqs), "temporal": evaluate_temporal(module, model, body, seqs)}
+        for name, r in rows.items():
+            console.print(
+                f"{name}: MPJPE {r['mpjpe']:.1f} PA-MPJPE {r['pa_mpjpe']:.1f} mm | accel {r['accel']:.2f} "
+                f"accel error {r['accel_error']:.2f} mm/frame^2 ({r['sequences']} sequences)"
+            )
+        atomic_write_bytes(out / "eval.json", json.dumps(rows, indent=1).encode())
 
 
 @train_app.command("texture")
@@ -642,7 +759,7 @@ def train_texture(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app and map errors to exit codes (1 library error, 2 usage/not yet)."""
+    """Entry point: run the app and map errors to exit codes (1 library error, 2 usage, 130 interrupted)."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         app(args=args, prog_name="lrpose")  # standalone mode: usage errors exit 2 via SystemExit
@@ -651,9 +768,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    except NotImplementedYet as e:
-        err_console.print(Text.assemble(("not implemented yet: ", "bold yellow"), str(e)))
-        return 2
     except LrposeError as e:
         if "--debug" in args:
             traceback.print_exc()

@@ -1,4 +1,4 @@
-"""CLI: version, doctor, one-line errors with exit 1, planned commands exit 2."""
+"""CLI: version, doctor, one-line errors with exit 1, usage errors exit 2."""
 
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ def test_missing_smpl_dir_is_one_red_line_exit_1(monkeypatch, capsys):
     assert "Traceback" not in "\n".join(err)
 
 
-def test_planned_commands_exit_2(capsys):
-    assert main(["video", "x.mp4"]) == 2
-    assert "not implemented yet: lrpose video" in capsys.readouterr().err
+def test_missing_required_options_exit_2(capsys):
+    assert main(["video"]) == 2
     assert main(["train", "rscnet"]) == 2
+    assert main(["train", "temporal"]) == 2
 
 
 def test_usage_error_exit_2():

@@ -217,7 +217,8 @@ def test_interrupt_keeps_finished_tracks(clip, tiny, tmp_path):
     model, info = load_model(tiny, body)
     pipe = Pipeline(model, body, detector, None, PipelineConfig(max_gap=0, batch_frames=1))
     with pytest.raises(KeyboardInterrupt):
-        process_video(video, tmp_path, pipe, body, RunInfo(body.body_id, info.checkpoint_id, False, "test", "off"), VideoOptions(min_track=5))
+        run_info = RunInfo(body.body_id, info.checkpoint_id, False, "test", "off")
+        process_video(video, tmp_path, pipe, body, run_info, VideoOptions(min_track=5))
     # person 0's first track (frames 0-7) and person 1 (5-9) ended before the interrupt and were written
     assert sorted(p.name for p in (tmp_path / "tracks").iterdir()) == ["0000.npz", "0001.npz"]
     assert not (tmp_path / "summary.json").exists() and not (tmp_path / "overlay.mp4").exists()

@@ -1,0 +1,249 @@
+"""``lrpose train temporal``: the GRU temporal module on offline RSC-Net features (paper Sec. 3.5).
+
+Windows of ``seq_len`` frames are drawn from the extracted sequences; the loss is the RSC-Net
+basic loss per frame (SMPL pose/betas, 3D keypoints, 2D keypoints) and, optionally, VIBE's
+adversarial motion loss: a motion discriminator (GRU + attention pooling) tells generated
+body-pose sequences from real ones the user provides (AMASS-style ``.npz``), least-squares GAN.
+The module starts as the identity on the per-frame model (see ``TemporalModule.from_rscnet``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lrpose.body import BodyModel
+from lrpose.errors import InputError
+from lrpose.geometry import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
+from lrpose.metrics import MeanMetric, accel, accel_error, mpjpe, pa_mpjpe, pelvis_align
+from lrpose.models.checkpoint import load_checkpoint, load_temporal, read_weights_only, save_temporal
+from lrpose.models.rscnet import RSCNet
+from lrpose.models.temporal import TemporalConfig, TemporalModule
+from lrpose.training.loop import plot_loss
+from lrpose.training.losses import keypoint_2d_loss, keypoint_3d_loss, smpl_param_loss
+from lrpose.training.sequences import Sequences
+
+
+@dataclass(frozen=True)
+class TemporalTrainConfig:
+    """A temporal-module training run (stored in its checkpoint)."""
+
+    out: str
+    steps: int = 2000
+    batch_size: int = 32
+    seq_len: int = 16
+    lr: float = 1e-4
+    hidden: int = 1024
+    layers: int = 2
+    adv_weight: float = 0.0
+    """Weight of the adversarial motion loss (0 = off); needs ``motion_data``."""
+    motion_data: tuple[str, ...] = ()
+    seed: int = 0
+    ckpt_every: int = 500
+    weights: tuple[tuple[str, float], ...] = (("pose", 1.0), ("betas", 0.001), ("kp3d", 5.0), ("kp2d", 5.0))
+
+
+class MotionDiscriminator(nn.Module):
+    """VIBE's motion discriminator: (B, T, 23 * 6) body-pose rot6d -> GRU -> attention pooling -> (B,) score."""
+
+    def __init__(self, hidden: int = 256, layers: int = 2) -> None:
+        super().__init__()
+        self.gru = nn.GRU(23 * 6, hidden, layers, batch_first=True)
+        self.attention = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, pose6d: torch.Tensor) -> torch.Tensor:
+        y, _ = self.gru(pose6d)
+        weights = torch.softmax(self.attention(y), dim=1)
+        return self.out((weights * y).sum(1))[:, 0]
+
+
+def load_motions(paths: tuple[str, ...], fps: float) -> list[np.ndarray]:
+    """Real body-pose sequences (T, 23, 3) axis-angle from ``.npz`` files or folders of them.
+
+    Accepted keys: ``poses`` (AMASS; SMPL-H's first 22 joints are SMPL's, hands set to zero;
+    resampled from ``mocap_framerate`` to ``fps``) or ``pose`` ((T, 72) or (N, T, 72)).
+    """
+    files = [f for p in paths for f in (sorted(Path(p).rglob("*.npz")) if Path(p).is_dir() else [Path(p)])]
+    seqs = []
+    for f in files:
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                if "poses" in z.files:
+                    raw = z["poses"].astype(np.float32)
+                    rate = float(z["mocap_framerate"]) if "mocap_framerate" in z.files else fps
+                    idx = np.arange(0, len(raw), max(rate / fps, 1e-6)).astype(int)
+                    body = np.zeros((len(idx), 23, 3), np.float32)
+                    body[:, :21] = raw[idx, 3:66].reshape(-1, 21, 3)
+                    seqs.append(body)
+                elif "pose" in z.files:
+                    pose = z["pose"].astype(np.float32)
+                    seqs.extend(p.reshape(-1, 24, 3)[:, 1:] for p in (pose if pose.ndim == 3 else pose[None]))
+                else:
+                    raise InputError(f"motion file {f} has neither 'poses' (AMASS) nor 'pose' (T, 72)")
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read motion file {f}: {e}") from None
+    if not seqs:
+        raise InputError(f"--motion-data {', '.join(paths)}: no .npz motion files found")
+    return seqs
+
+
+def _body_rot6d(body_pose_aa: torch.Tensor) -> torch.Tensor:
+    """(B, T, 23, 3) axis-angle -> (B, T, 138) rot6d."""
+    b, t = body_pose_aa.shape[:2]
+    return rotmat_to_rot6d(axis_angle_to_rotmat(body_pose_aa.reshape(-1, 3))).reshape(b, t, -1)
+
+
+def _batch(seqs: Sequences, windows: np.ndarray, rows: np.ndarray, seq_len: int) -> dict[str, torch.Tensor]:
+    idx = (seqs.start[windows[rows, 0]] + windows[rows, 1])[:, None] + np.arange(seq_len)[None]
+    return {k: torch.from_numpy(getattr(seqs, k)[idx]) for k in ("features", "pose", "betas", "S", "part")}
+
+
+def _losses(module: TemporalModule, body: BodyModel, batch: dict[str, torch.Tensor], weights: dict[str, float]):
+    out = module(batch["features"])
+    b, t = out.cam.shape[:2]
+    rot = out.rotmats.reshape(b * t, 24, 3, 3)
+    posed = body(rot[:, 1:], rot[:, 0], out.betas.reshape(b * t, 10))
+    j24 = body.spin_j24(posed)
+    gt_rot = axis_angle_to_rotmat(batch["pose"].reshape(-1, 3)).reshape(b * t, 24, 3, 3)
+    ones = torch.ones(b * t)
+    l_pose, l_betas = smpl_param_loss(rot, out.betas.reshape(b * t, 10), gt_rot, batch["betas"].reshape(b * t, 10), ones)
+    parts = {
+        "pose": l_pose,
+        "betas": l_betas,
+        "kp3d": keypoint_3d_loss(j24, batch["S"].reshape(b * t, 24, 4), ones),
+        "kp2d": keypoint_2d_loss(j24, out.cam.reshape(b * t, 3), batch["part"].reshape(b * t, 24, 3)),
+    }
+    return sum(weights[k] * v for k, v in parts.items()), parts, out
+
+
+def train_temporal(
+    cfg: TemporalTrainConfig,
+    body: BodyModel,
+    train: Sequences,
+    rscnet_path: Path,
+    rscnet_id: str,
+    fps: float = 15.0,
+    resume: Path | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> Path:
+    """Train (or resume) the temporal module on ``train``; returns ``out/last.pt``."""
+    if cfg.adv_weight > 0 and not cfg.motion_data:
+        raise InputError("--adv-weight needs real motion sequences: pass --motion-data (AMASS-style .npz files or a folder)")
+    windows = train.windows(cfg.seq_len)
+    if len(windows) == 0:
+        raise InputError(f"no training sequence has {cfg.seq_len} frames: lower --seq-len or use longer clips")
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rscnet, _ = load_checkpoint(rscnet_path)
+    module = TemporalModule.from_rscnet(rscnet, TemporalConfig(rscnet.feature_dim, cfg.hidden, cfg.layers, rscnet.config.n_iter))
+    start = 0
+    disc = MotionDiscriminator() if cfg.adv_weight > 0 else None
+    motions = load_motions(cfg.motion_data, fps) if disc is not None else []
+    opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr) if disc is not None else None
+    if resume is not None:
+        module, _ = load_temporal(resume)
+        state = read_weights_only(resume)["meta"]
+        if state["config"] != json.dumps(asdict(cfg)):
+            raise InputError(f"{resume} was trained with different settings; resume with the same options")
+        start = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
+        opt.load_state_dict(state["optimizer"])
+        if disc is not None:
+            disc.load_state_dict(state["discriminator"])
+            opt_d.load_state_dict(state["optimizer_d"])
+    module.train()
+    weights = dict(cfg.weights)
+    log_path = out / "train_log.csv"
+    fields = ["step", "loss", *weights, "adv", "disc"]
+    if start == 0 or not log_path.exists():
+        log_path.write_text(",".join(fields) + "\n")
+
+    def save(step: int) -> Path:
+        meta = {"step": step, "config": json.dumps(asdict(cfg)), "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state()}
+        if disc is not None:
+            meta.update(discriminator=disc.state_dict(), optimizer_d=opt_d.state_dict())
+        save_temporal(out / "last.pt", module, rscnet_id, trained=step > 0, meta=meta)
+        plot_loss(log_path, out / "loss.png")
+        return out / "last.pt"
+
+    done = start
+    try:
+        for step in range(start, cfg.steps):
+            rng = np.random.default_rng([cfg.seed, step])  # batches are a function of (seed, step): exact resume
+            batch = _batch(train, windows, rng.integers(0, len(windows), cfg.batch_size), cfg.seq_len)
+            loss, parts, pred = _losses(module, body, batch, weights)
+            adv = d_loss = torch.zeros(())
+            if disc is not None:
+                fake = rotmat_to_rot6d(pred.rotmats[:, :, 1:].reshape(-1, 3, 3)).reshape(cfg.batch_size, cfg.seq_len, -1)
+                adv = ((disc(fake) - 1) ** 2).mean()
+                loss = loss + cfg.adv_weight * adv
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if disc is not None:
+                real = torch.from_numpy(_real_windows(motions, rng, cfg.batch_size, cfg.seq_len))
+                d_loss = ((disc(_body_rot6d(real)) - 1) ** 2).mean() + (disc(fake.detach()) ** 2).mean()
+                opt_d.zero_grad()
+                d_loss.backward()
+                opt_d.step()
+            row = [step + 1, loss.item(), *(parts[k].item() for k in weights), adv.item(), d_loss.item()]
+            with log_path.open("a", newline="") as f:
+                csv.writer(f).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+            done = step + 1
+            if progress:
+                progress(step + 1, cfg.steps, {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}})
+            if (step + 1) % cfg.ckpt_every == 0:
+                save(step + 1)
+    except KeyboardInterrupt:
+        save(done)
+        raise
+    return save(cfg.steps)
+
+
+def _real_windows(motions: list[np.ndarray], rng: np.random.Generator, n: int, seq_len: int) -> np.ndarray:
+    """(n, seq_len, 23, 3) windows of real motion (short sequences are repeated to length)."""
+    out = np.zeros((n, seq_len, 23, 3), np.float32)
+    for i in range(n):
+        m = motions[int(rng.integers(len(motions)))]
+        if len(m) < seq_len:
+            m = np.concatenate([m] * math.ceil(seq_len / len(m)))
+        s = int(rng.integers(0, len(m) - seq_len + 1))
+        out[i] = m[s : s + seq_len]
+    return out
+
+
+@torch.no_grad()
+def evaluate_temporal(module: TemporalModule | None, rscnet: RSCNet, body: BodyModel, seqs: Sequences) -> dict[str, float]:
+    """MPJPE, PA-MPJPE (14 LSP joints, pelvis-aligned, mm) and accel / accel error (mm/frame^2, VIBE)
+    over whole sequences; ``module`` None evaluates the per-frame model (RSC-Net's regressor on phi)."""
+    fns = {"mpjpe": mpjpe, "pa_mpjpe": pa_mpjpe, "accel": lambda p, g: accel(p), "accel_error": accel_error}
+    metrics = {k: MeanMetric(f) for k, f in fns.items()}
+    rscnet.eval()
+    if module is not None:
+        module.eval()
+    for s, n in zip(seqs.start, seqs.length, strict=True):
+        feats = torch.from_numpy(seqs.features[s : s + n])
+        if module is None:
+            pose6d, betas, _ = rscnet.regressor(feats)
+            rot = rot6d_to_rotmat(pose6d.reshape(-1, 24, 6))
+        else:
+            out = module(feats[None])
+            rot, betas = out.rotmats[0], out.betas[0]
+        pred = pelvis_align(body.lsp_joints(body(rot[:, 1:], rot[:, 0], betas).vertices))
+        gt_out = body.forward_axis_angle(torch.from_numpy(seqs.pose[s : s + n]), torch.from_numpy(seqs.betas[s : s + n]))
+        gt = pelvis_align(body.lsp_joints(gt_out.vertices))
+        for m in metrics.values():
+            m.update(pred, gt)
+    return {**{k: m.compute() for k, m in metrics.items()}, "sequences": int(len(seqs.length)), "frames": int(seqs.length.sum())}
