@@ -160,6 +160,11 @@ def video(
     no_overlay: Annotated[bool, typer.Option("--no-overlay", help="Do not render overlay.mp4.")] = False,
     render: Annotated[str, typer.Option("--render", help="Overlay renderer: auto | gl | torch.")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Skip sources whose results are already complete.")] = False,
+    texture: Annotated[
+        bool, typer.Option("--texture", help="Also a textured OBJ per person (texture fused over the track's frames).")
+    ] = False,
+    texture_weights: Annotated[Path | None, typer.Option("--texture-weights", help="Texture network checkpoint.")] = None,
+    texture_stride: Annotated[int, typer.Option("--texture-stride", help="Predict the texture on every k-th frame.")] = 5,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,
@@ -175,17 +180,23 @@ def video(
     from lrpose.pipeline import Pipeline, PipelineConfig
     from lrpose.video import RunInfo, VideoOptions, expand_sources, is_finished, output_names, process_video
 
-    for name, value, low in (("--det-stride", det_stride, 1), ("--min-track", min_track, 1), ("--max-gap", max_gap, 0),
-                             ("--batch-frames", batch_frames, 1), ("--det-size", det_size, 32)):  # fmt: skip
+    limits = (("--det-stride", det_stride, 1), ("--min-track", min_track, 1), ("--max-gap", max_gap, 0),
+              ("--batch-frames", batch_frames, 1), ("--det-size", det_size, 32), ("--texture-stride", texture_stride, 1))  # fmt: skip
+    for name, value, low in limits:
         if value < low:
             raise InputError(f"{name} must be at least {low}, got {value}")
+    if max_gap < det_stride:
+        raise InputError(f"--max-gap ({max_gap}) must be at least --det-stride ({det_stride}): one missed detection would end a track")
     if render not in ("auto", "gl", "torch"):
         raise InputError(f"--render must be auto, gl or torch, not '{render}'")
     items = expand_sources(sources)
     body = load_body(_body_config(config, smpl, gender, standin))
+    if texture and body.uv is None:
+        raise InputError("--texture needs a body model with a UV layout (the stand-in has one; SMPL's .pkl has none)")
     model, info = load_model(weights, body)
     if not info.trained:
         _warn_untrained(info)
+    texture_net = _texture_net(texture_weights) if texture else None
     det, det_line = make_detector(detector, detector_weights, boxes, det_size, det_conf)
     temporal, temporal_line = _temporal_module(no_temporal, temporal_weights, info.checkpoint_id, model.feature_dim)
     line = f"detector: {det_line} | temporal: {temporal_line} | RSC-Net: {info.checkpoint_id} | body: {body.body_id}"
@@ -193,7 +204,7 @@ def video(
     torch.set_grad_enabled(False)
     pipeline = Pipeline(model, body, det, temporal, PipelineConfig(det_stride, max_gap, batch_frames))
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, temporal_line)
-    options = VideoOptions(min_track, save_verts, not no_overlay, render)
+    options = VideoOptions(min_track, save_verts, not no_overlay, render, texture_stride)
     rows, failed = [], 0
     with _progress_bar() as bar:
         for src, name in zip(items, output_names(items), strict=True):
@@ -207,7 +218,7 @@ def video(
                 bar.update(task, completed=done, total=total, info=text)
 
             try:
-                summary = process_video(src, folder, pipeline, body, run_info, options, report)
+                summary = process_video(src, folder, pipeline, body, run_info, options, report, texture_net)
             except LrposeError as e:
                 failed += 1
                 err_console.print(Text.assemble(("error: ", "bold red"), str(e)))
@@ -258,11 +269,9 @@ def _warn_untrained(info) -> None:
     )
 
 
-def _write_textured(body, picture, est, stem: Path, texture_weights: Path | None) -> None:
-    """Predict the texture of the person in ``est`` and write OBJ/MTL/PNG and the 3-view PNG."""
-    from lrpose.crops import cut_square
-    from lrpose.export import save_obj, save_png
-    from lrpose.textured import load_texture_net, predict_texture, three_view, upright_vertices
+def _texture_net(texture_weights: Path | None):
+    """The texture network (``checkpoint_id`` attribute set); warns loudly when it is untrained."""
+    from lrpose.textured import load_texture_net
 
     net, tex_id, trained = load_texture_net(texture_weights)
     if not trained:
@@ -274,11 +283,22 @@ def _write_textured(body, picture, est, stem: Path, texture_weights: Path | None
             ),
             soft_wrap=True,
         )
+    net.checkpoint_id = tex_id
+    return net
+
+
+def _write_textured(body, picture, est, stem: Path, texture_weights: Path | None) -> None:
+    """Predict the texture of the person in ``est`` and write OBJ/MTL/PNG and the 3-view PNG."""
+    from lrpose.crops import cut_square
+    from lrpose.export import save_obj, save_png
+    from lrpose.textured import predict_texture, three_view, upright_vertices
+
+    net = _texture_net(texture_weights)
     tex = predict_texture(net, cut_square(picture, est.square))
     faces = body.faces.numpy()
     save_obj(stem.with_suffix(".obj"), upright_vertices(est.vertices), faces, body.uv.numpy(), body.uv_faces.numpy(), tex)
     save_png(stem.with_name(stem.name + "_3view.png"), three_view(body, est.rotmats, est.betas, tex))
-    console.print(f"texture ({tex_id}): {stem}.obj, {stem}.mtl, {stem}_texture.png, {stem}_3view.png", soft_wrap=True)
+    console.print(f"texture ({net.checkpoint_id}): {stem}.obj, {stem}.mtl, {stem}_texture.png, {stem}_3view.png", soft_wrap=True)
 
 
 @app.command()

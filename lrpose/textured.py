@@ -11,7 +11,7 @@ import torch
 from lrpose import assets
 from lrpose.body import BodyModel
 from lrpose.crops import normalize, resize_square
-from lrpose.render import lambert, pixel_normals, project_to_screen, rasterize, sample_texture
+from lrpose.render import lambert, pixel_normals, project_to_screen, rasterize, sample_texture, texel_visibility
 
 LOW_RES = 32  # the paper feeds 32 px person images (enlarged to the network input)
 FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
@@ -76,19 +76,57 @@ def frame_weight(root_rotmat: np.ndarray, native_size: float) -> float:
     return float(np.clip(native_size / 224.0, 0.05, 1.0) * (0.5 + 0.5 * facing))
 
 
+class TextureFusion:
+    """Running weighted texture mean of one track (memory independent of the track's length).
+
+    ``add`` one frame at a time; ``result`` gives each texel's weighted mean over the frames that
+    see it, and for texels no frame sees the weighted mean of all frames (the network's guess for
+    hidden parts).
+    """
+
+    def __init__(self, tex_size: int) -> None:
+        self.seen_sum = np.zeros((tex_size, tex_size, 3))
+        self.seen_w = np.zeros((tex_size, tex_size))
+        self.all_sum = np.zeros((tex_size, tex_size, 3))
+        self.all_w = 0.0
+        self.frames = 0
+
+    def add(self, texture: np.ndarray, visible: np.ndarray, weight: float) -> None:
+        """texture (T, T, 3) uint8, visible (T, T) bool, weight from ``frame_weight``."""
+        t = texture.astype(np.float64)
+        seen = visible.astype(np.float64) * weight
+        self.seen_sum += t * seen[..., None]
+        self.seen_w += seen
+        self.all_sum += t * weight
+        self.all_w += weight
+        self.frames += 1
+
+    def result(self) -> np.ndarray:
+        """(T, T, 3) uint8 fused texture."""
+        all_mean = self.all_sum / max(self.all_w, 1e-12)
+        seen_mean = self.seen_sum / np.maximum(self.seen_w, 1e-12)[..., None]
+        fused = np.where(self.seen_w[..., None] > 0, seen_mean, all_mean)
+        return fused.round().clip(0, 255).astype(np.uint8)
+
+
 def fuse_textures(textures: np.ndarray, visible: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """One texture for a track from per-frame predictions.
+    """One texture for a track from per-frame predictions (see ``TextureFusion``).
 
     textures (N, T, T, 3) uint8, visible (N, T, T) bool (texels seen in that frame, e.g. from
-    ``render.texel_visibility``), weights (N,) from ``frame_weight``. Each texel is the weighted
-    mean over the frames that see it; texels no frame sees take the weighted mean of all frames
-    (the network's guess for hidden parts).
+    ``render.texel_visibility``), weights (N,) from ``frame_weight``.
     """
-    t = textures.astype(np.float64)
-    w = np.asarray(weights, np.float64)[:, None, None]
-    seen = visible.astype(np.float64) * w
-    all_mean = (t * w[..., None]).sum(0) / max(float(w.sum()), 1e-12)
-    total = seen.sum(0)
-    seen_mean = (t * seen[..., None]).sum(0) / np.maximum(total, 1e-12)[..., None]
-    fused = np.where(total[..., None] > 0, seen_mean, all_mean)
-    return fused.round().clip(0, 255).astype(np.uint8)
+    fusion = TextureFusion(textures.shape[1])
+    for tex, vis, w in zip(textures, visible, np.asarray(weights, np.float64), strict=True):
+        fusion.add(tex, vis, float(w))
+    return fusion.result()
+
+
+@torch.no_grad()
+def crop_visibility(body: BodyModel, vertices: np.ndarray, crop_cam: np.ndarray, tex_size: int, raster: int = 64) -> np.ndarray:
+    """(T, T) bool: texels of the body's UV map seen in a crop, for (V, 3) ``vertices`` (camera frame,
+    metres) under the weak-perspective crop camera ``[s, tx, ty]``, rasterised at ``raster`` px."""
+    v = torch.from_numpy(np.asarray(vertices, np.float32))
+    s, tx, ty = (float(c) for c in crop_cam)
+    screen = torch.stack([(s * (v[:, 0] + tx) + 1) * raster / 2 - 0.5, (s * (v[:, 1] + ty) + 1) * raster / 2 - 0.5, v[:, 2] + 10.0], -1)
+    frags = rasterize(screen[None], body.faces, raster, raster, perspective=False)
+    return texel_visibility(frags, body.uv, body.uv_faces, tex_size)[0].numpy()

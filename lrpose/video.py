@@ -22,10 +22,13 @@ import numpy as np
 import torch
 
 from lrpose.body import BodyModel
-from lrpose.export import atomic_write_bytes, save_npz
+from lrpose.crops import cut_square, square_from_box
+from lrpose.export import atomic_write_bytes, save_npz, save_obj
+from lrpose.geometry import axis_angle_to_rotmat
 from lrpose.io import FrameSource, VideoWriter
 from lrpose.pipeline import Pipeline, StageTimer
 from lrpose.render import render_overlay
+from lrpose.textured import TextureFusion, crop_visibility, frame_weight, predict_texture, upright_vertices
 from lrpose.types import FrameResult, PoseEstimate
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
@@ -45,6 +48,8 @@ class VideoOptions:
     save_verts: bool = False
     overlay: bool = True
     render_backend: str = "auto"
+    texture_stride: int = 5
+    """With a texture network: predict a texture on every k-th observed frame of a track."""
 
 
 @dataclass
@@ -82,11 +87,43 @@ def output_names(sources: list[Path]) -> list[str]:
     return names
 
 
+class TrackTextures:
+    """Per-track texture fusion for ``--texture``: TexGlo on every ``stride``-th observed frame's crop,
+    fused over the texels each frame sees; a kept track gets ``<id>.obj/.mtl`` + ``<id>_texture.png``
+    (the body upright in its best-seen pose)."""
+
+    def __init__(self, net, body: BodyModel, stride: int) -> None:
+        self.net, self.body, self.stride = net, body, stride
+        self.fusions: dict[int, TextureFusion] = {}
+        self.best: dict[int, tuple[float, np.ndarray]] = {}
+
+    def add(self, p: PoseEstimate, image: np.ndarray) -> None:
+        if not p.observed or p.frame_index % self.stride:
+            return
+        tex = predict_texture(self.net, cut_square(image, square_from_box(p.box_xyxy)))
+        visible = crop_visibility(self.body, p.vertices, p.pred_cam, tex.shape[0])
+        weight = frame_weight(axis_angle_to_rotmat(torch.from_numpy(p.pose[None, :3].copy()))[0].numpy(), p.native_size)
+        self.fusions.setdefault(p.track_id, TextureFusion(tex.shape[0])).add(tex, visible, weight)
+        if weight > self.best.get(p.track_id, (-1.0, None))[0]:
+            self.best[p.track_id] = (weight, p.vertices)
+
+    def end(self, track_id: int, folder: Path | None) -> None:
+        """Write the track's textured mesh into ``folder`` (None: the track was dropped)."""
+        fusion, best = self.fusions.pop(track_id, None), self.best.pop(track_id, None)
+        if folder is None or fusion is None:
+            return
+        b = self.body
+        save_obj(
+            folder / f"{track_id:04d}.obj", upright_vertices(best[1]), b.faces.numpy(), b.uv.numpy(), b.uv_faces.numpy(), fusion.result()
+        )
+
+
 class TrackStore:
     """Accumulates each live track's per-frame arrays; writes ``tracks/<id>.npz`` when it ends."""
 
-    def __init__(self, folder: Path, min_track: int, save_verts: bool, meta: dict) -> None:
+    def __init__(self, folder: Path, min_track: int, save_verts: bool, meta: dict, textures: TrackTextures | None = None) -> None:
         self.folder, self.min_track, self.save_verts, self.meta = folder, min_track, save_verts, meta
+        self.textures = textures
         self.rows: dict[int, list[dict]] = {}
         self.observed: Counter = Counter()
         self.kept: dict[int, int] = {}
@@ -96,7 +133,7 @@ class TrackStore:
         """person-frames of the kept tracks per resolution range."""
         self.dropped = 0
 
-    def add(self, p: PoseEstimate, time_s: float) -> None:
+    def add(self, p: PoseEstimate, time_s: float, image: np.ndarray) -> None:
         x1, y1, x2, y2 = (float(v) for v in p.box_xyxy)
         row = {
             "pred_cam": p.pred_cam, "orig_cam": p.orig_cam, "pose": p.pose, "betas": p.betas, "joints3d": p.joints3d,
@@ -108,6 +145,8 @@ class TrackStore:
             row["verts"] = p.vertices.astype(np.float32)
         self.rows.setdefault(p.track_id, []).append(row)
         self.observed[p.track_id] += int(p.observed)
+        if self.textures is not None:
+            self.textures.add(p, image)
 
     def drawable(self, track_id: int, frame_index: int) -> bool:
         """Whether a person belongs in the overlay at ``frame_index`` (its track is, or will be, kept)."""
@@ -123,6 +162,8 @@ class TrackStore:
             rows.pop()
         if sum(r["observed"] for r in rows) < self.min_track:
             self.dropped += 1
+            if self.textures is not None:
+                self.textures.end(track_id, None)
             return
         arrays = {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
         arrays["frame_ids"] = arrays["frame_ids"].astype(np.int32)
@@ -131,6 +172,8 @@ class TrackStore:
         save_npz(self.folder / f"{track_id:04d}.npz", {**arrays, "track_id": track_id, **self.meta})
         self.kept[track_id] = int(arrays["frame_ids"][-1])
         self.ranges.update(arrays["range_index"].tolist())
+        if self.textures is not None:
+            self.textures.end(track_id, self.folder)
         self.lengths[track_id] = len(rows)
 
     def end_all(self) -> None:
@@ -183,6 +226,7 @@ def process_video(
     info: RunInfo,
     options: VideoOptions,
     progress: Callable[[int, int, str], None] | None = None,
+    texture_net=None,
 ) -> dict:
     """Run the pipeline on one source into ``folder``; returns the summary (also in summary.json).
 
@@ -193,15 +237,16 @@ def process_video(
     timer = pipeline.timer = StageTimer()
     tracks_dir = folder / "tracks"
     tracks_dir.mkdir(parents=True, exist_ok=True)
-    for old in tracks_dir.glob("*.npz"):  # a rerun replaces the previous results
-        old.unlink()
+    for old in [*tracks_dir.glob("*.npz"), *tracks_dir.glob("*.obj"), *tracks_dir.glob("*.mtl"), *tracks_dir.glob("*.png")]:
+        old.unlink()  # a rerun replaces the previous results
     (folder / "summary.json").unlink(missing_ok=True)
     meta = {
         "fps": np.float32(source.fps), "image_size": np.array([source.width, source.height], np.int32),
         "focal_px": np.float32(5000.0 / 224.0 * max(source.width, source.height)), "body_model": info.body_id,
         "checkpoint": info.checkpoint_id, "temporal": info.temporal, "untrained": info.untrained,
     }  # fmt: skip
-    store = TrackStore(tracks_dir, options.min_track, options.save_verts, meta)
+    textures = TrackTextures(texture_net, body, options.texture_stride) if texture_net is not None else None
+    store = TrackStore(tracks_dir, options.min_track, options.save_verts, meta, textures)
     delay = options.min_track + pipeline.config.max_gap
     queue: deque[FrameResult] = deque()
     frames = 0
@@ -224,7 +269,7 @@ def process_video(
             with timer("write"):
                 ids = {p.track_id for p in result.people}
                 for p in result.people:
-                    store.add(p, result.frame.time_s)
+                    store.add(p, result.frame.time_s, result.frame.image)
                 for gone in sorted(live - ids):
                     store.end(gone)
                 live = ids

@@ -223,3 +223,29 @@ def test_interrupt_keeps_finished_tracks(clip, tiny, tmp_path):
     assert sorted(p.name for p in (tmp_path / "tracks").iterdir()) == ["0000.npz", "0001.npz"]
     assert not (tmp_path / "summary.json").exists() and not (tmp_path / "overlay.mp4").exists()
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_texture_per_track(clip, tiny, tmp_path, capsys):
+    assert run(clip, tiny, tmp_path, "--texture", "--texture-stride", "4", "--no-overlay") == 0
+    assert "WARNING: no trained texture network" in capsys.readouterr().err  # none ships in this test's isolation
+    files = sorted(p.name for p in (tmp_path / "walk" / "tracks").iterdir())
+    assert files == ["0000.mtl", "0000.npz", "0000.obj", "0000_texture.png"]  # the dropped track gets none
+    tex = cv2.imread(str(tmp_path / "walk" / "tracks" / "0000_texture.png"))
+    assert tex.shape == (128, 128, 3)
+
+
+def test_fused_texture_matches_batch_fusion():
+    from lrpose.textured import TextureFusion, fuse_textures
+
+    rng = np.random.default_rng(0)
+    tex = rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    vis = rng.random((4, 8, 8)) > 0.5
+    vis[:, 0, 0] = False  # a texel no frame sees
+    w = np.array([0.2, 1.0, 0.5, 0.7])
+    fused = fuse_textures(tex, vis, w)
+    k = vis[:, 3, 4]
+    assert abs(int(fused[3, 4, 0]) - (tex[k, 3, 4, 0] * w[k]).sum() / w[k].sum()) <= 0.5
+    assert abs(int(fused[0, 0, 1]) - (tex[:, 0, 0, 1] * w).sum() / w.sum()) <= 0.5
+    one = TextureFusion(8)
+    one.add(tex[0], vis[0], 1.0)
+    assert one.frames == 1 and (one.result()[vis[0]] == tex[0][vis[0]]).all()
