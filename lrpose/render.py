@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -154,9 +155,11 @@ def texel_visibility(fragments: Fragments, uv: torch.Tensor, uv_faces: torch.Ten
 def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """(B, V, 3) area-weighted unit vertex normals (counter-clockwise faces point outward)."""
     tri = verts[:, faces]  # (B, F, 3, 3)
-    fn = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)
-    vn = torch.zeros_like(verts).index_add_(1, faces.reshape(-1), fn.repeat_interleave(3, dim=1))
-    return F.normalize(vn, dim=-1, eps=1e-12)
+    fn = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1).transpose(0, 1).contiguous()  # (F, B, 3)
+    vn = verts.new_zeros(verts.shape[1], verts.shape[0], 3)
+    for k in range(3):  # dim-0 index_add of contiguous rows: 3.5x faster than one dim-1 add on CPU
+        vn = vn.index_add(0, faces[:, k], fn)
+    return F.normalize(vn.transpose(0, 1), dim=-1, eps=1e-12)
 
 
 def project_to_screen(
@@ -195,10 +198,28 @@ def shade(fragments: Fragments, verts_cam: torch.Tensor, faces: torch.Tensor, co
 
 def overlay(image: np.ndarray, rendered: torch.Tensor, mask: torch.Tensor, opacity: float = 0.85) -> np.ndarray:
     """Blend a rendered (H, W, 3) [0, 1] image over a uint8 RGB ``image`` where ``mask`` (H, W) is set."""
-    out = image.astype(np.float32)
     m = mask.cpu().numpy()
-    out[m] = (1 - opacity) * out[m] + opacity * 255.0 * rendered.cpu().numpy()[m]
-    return out.clip(0, 255).astype(np.uint8)
+    out = image.copy()
+    if not m.any():
+        return out
+    ys, xs = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+    box = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))  # blend only inside the drawn region
+    layer = (rendered.cpu().numpy()[box] * 255.0).clip(0, 255).astype(np.uint8)
+    blend = cv2.addWeighted(image[box], 1.0 - opacity, layer, opacity, 0.0)
+    np.copyto(out[box], blend, where=m[box][..., None])
+    return out
+
+
+_FACES_NP: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
+
+
+def _faces_np(faces: torch.Tensor) -> np.ndarray:
+    """A stable numpy copy of a face tensor (so GL index buffers can be cached per mesh)."""
+    hit = _FACES_NP.get(id(faces))
+    if hit is None or hit[0] is not faces:
+        hit = (faces, faces.numpy().astype(np.int32))
+        _FACES_NP[id(faces)] = hit
+    return hit[1]
 
 
 def render_overlay(
@@ -214,8 +235,9 @@ def render_overlay(
 
     vertices (N, V, 3) camera-frame metres (one mesh per person), trans (N, 3) full-frame
     translations, focal_px for a principal point at the image centre, colors (N, 3) in [0, 1]
-    (default light blue). Nearest surface wins. ``backend``: 'gl' (moderngl, fast), 'torch', or
-    'auto' (gl when a headless GL context works, else torch).
+    (default light blue). Nearest surface wins. ``backend``: 'gl' (moderngl: projection and
+    clipping on the GL side, flat shading; fast), 'torch' (smooth shading), or 'auto' (gl when a
+    headless GL context works, else torch).
     """
     h, w = image.shape[:2]
     n, nv = vertices.shape[:2]
@@ -223,21 +245,17 @@ def render_overlay(
         return image.copy()
     if colors is None:
         colors = torch.tensor([[0.55, 0.75, 1.0]]).expand(n, 3)
+    from lrpose import render_gl
+
+    if backend == "gl" or (backend == "auto" and render_gl.available()):
+        cam = (vertices + trans[:, None, :].to(vertices.dtype)).numpy()
+        rgb, mask = render_gl.draw(cam, _faces_np(faces), colors.numpy(), focal_px, w, h)
+        return overlay(image, torch.from_numpy(rgb), torch.from_numpy(mask))
     center = torch.tensor([[w / 2.0 - 0.5, h / 2.0 - 0.5]], dtype=vertices.dtype).expand(n, 2)
     screen = project_to_screen(vertices, trans.to(vertices.dtype), focal_px, center).reshape(1, -1, 3)
     all_faces = torch.cat([faces + i * nv for i in range(n)])
     cam_verts = (vertices + trans[:, None, :].to(vertices.dtype)).reshape(1, -1, 3)
     vcolors = colors.to(vertices.dtype)[:, None, :].expand(n, nv, 3).reshape(1, -1, 3)
-    from lrpose import render_gl
-
-    if backend == "gl" or (backend == "auto" and render_gl.available()):
-        keep = screen[0, :, 2] > 0
-        if bool(keep.all()):  # GL clips by itself; the simple path wants every vertex in front
-            normals = vertex_normals(cam_verts, all_faces)[0]
-            rgb, mask = render_gl.draw(screen[0].numpy(), normals.numpy(), vcolors[0].numpy(), all_faces.numpy(), w, h)
-            return overlay(image, torch.from_numpy(rgb), torch.from_numpy(mask))
-        if backend == "gl":
-            raise ValueError("GL overlay needs every vertex in front of the camera")
     frags = rasterize(screen, all_faces, h, w)
     rgb = shade(frags, cam_verts, all_faces, vcolors)
     return overlay(image, rgb[0], frags.mask[0])

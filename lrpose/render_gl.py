@@ -12,31 +12,35 @@ import numpy as np
 _VERTEX = """
 #version 330
 uniform vec2 size;
+uniform float focal;
 uniform float near_z;
 uniform float far_z;
-in vec3 in_pos;
-in vec3 in_normal;
-in vec3 in_color;
-out vec3 v_normal;
+uniform int verts_per_mesh;
+uniform vec3 colors[32];
+in vec3 in_cam;
+out vec3 v_cam;
 out vec3 v_color;
 void main() {
-    float x = (in_pos.x + 0.5) / size.x * 2.0 - 1.0;
-    float y = 1.0 - (in_pos.y + 0.5) / size.y * 2.0;
-    float d = in_pos.z;
+    // perspective projection to pixels (principal point at the image centre), then to clip space
+    float d = in_cam.z;
+    float x = focal * in_cam.x / d / (0.5 * size.x);
+    float y = -focal * in_cam.y / d / (0.5 * size.y);
     float a = (far_z + near_z) / (far_z - near_z);
     float b = -2.0 * far_z * near_z / (far_z - near_z);
     gl_Position = vec4(x * d, y * d, a * d + b, d);
-    v_normal = in_normal;
-    v_color = in_color;
+    v_cam = in_cam;
+    v_color = colors[(gl_VertexID / verts_per_mesh) % 32];
 }
 """
 _FRAGMENT = """
 #version 330
-in vec3 v_normal;
+in vec3 v_cam;
 in vec3 v_color;
 out vec4 f_color;
 void main() {
-    float l = abs(normalize(v_normal).z);
+    // flat, two-sided headlight shading from the triangle's screen-space derivatives
+    vec3 n = normalize(cross(dFdx(v_cam), dFdy(v_cam)));
+    float l = abs(n.z);
     f_color = vec4(clamp(v_color * (0.35 + 0.65 * l), 0.0, 1.0), 1.0);
 }
 """
@@ -68,24 +72,32 @@ def unavailable_reason() -> str | None:
 
 
 def draw(
-    screen: np.ndarray, normals: np.ndarray, colors: np.ndarray, faces: np.ndarray, width: int, height: int
+    verts_cam: np.ndarray, faces: np.ndarray, colors: np.ndarray, focal_px: float, width: int, height: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rasterise one scene: screen (V, 3) ``(x_px, y_px, depth)``, normals (V, 3), colors (V, 3) in [0, 1],
-    faces (F, 3). Returns (H, W, 3) float32 shaded colours and (H, W) bool coverage."""
+    """Rasterise N meshes sharing ``faces`` (F, 3): verts_cam (N, V, 3) camera-frame metres (x right,
+    y down, z forward; translation included), colors (N, 3) in [0, 1], a pinhole camera with
+    ``focal_px`` and the principal point at the image centre (pixel centres at integer + 0.5 edges,
+    as ``lrpose.render``). Projection, clipping and depth test run in GL; shading is flat.
+    Returns (H, W, 3) float32 colours and (H, W) bool coverage."""
     ctx, prog = _context()
     if ctx is None:
         raise RuntimeError(f"OpenGL unavailable: {unavailable_reason()}")
     import moderngl
 
-    far = float(max(screen[:, 2].max() * 2.0, 1.0))
+    n, nv = verts_cam.shape[:2]
+    far = float(max(verts_cam[..., 2].max() * 2.0, 1.0))
     prog["size"].value = (float(width), float(height))
+    prog["focal"].value = float(focal_px)
     prog["near_z"].value = 0.01
     prog["far_z"].value = far
-    data = np.concatenate([screen, normals, colors], 1).astype("f4")
-    vbo = ctx.buffer(data.tobytes())
-    ibo = ctx.buffer(faces.astype("i4").tobytes())
-    vao = ctx.vertex_array(prog, [(vbo, "3f 3f 3f", "in_pos", "in_normal", "in_color")], index_buffer=ibo)
-    fbo = ctx.simple_framebuffer((width, height), components=4)
+    prog["verts_per_mesh"].value = int(nv)
+    palette = np.zeros((32, 3), "f4")
+    palette[: min(n, 32)] = colors[:32]
+    prog["colors"].write(palette.tobytes())
+    vbo = ctx.buffer(np.ascontiguousarray(verts_cam, "f4").tobytes())
+    ibo = ctx.buffer(_indices(faces, n, nv))
+    vao = ctx.vertex_array(prog, [(vbo, "3f", "in_cam")], index_buffer=ibo)
+    fbo = _framebuffer(ctx, width, height)
     try:
         fbo.use()
         ctx.enable(moderngl.DEPTH_TEST)
@@ -94,6 +106,34 @@ def draw(
         vao.render(moderngl.TRIANGLES)
         rgba = np.frombuffer(fbo.read(components=4, alignment=1), np.uint8).reshape(height, width, 4)[::-1]
     finally:
-        for obj in (vao, vbo, ibo, fbo):
+        for obj in (vao, vbo, ibo):
             obj.release()
     return rgba[..., :3].astype(np.float32) / 255.0, rgba[..., 3] > 0
+
+
+def _framebuffer(ctx, width: int, height: int):
+    """One framebuffer per size, reused (releasing a framebuffer does not free its renderbuffers)."""
+    fbos = _STATE.setdefault("fbos", {})
+    if (width, height) not in fbos:
+        if len(fbos) >= 4:
+            for fbo in fbos.values():
+                for att in (*fbo.color_attachments, fbo.depth_attachment):
+                    if att is not None:
+                        att.release()
+                fbo.release()
+            fbos.clear()
+        fbos[(width, height)] = ctx.simple_framebuffer((width, height), components=4)
+    return fbos[(width, height)]
+
+
+_INDEX_CACHE: dict[tuple[int, int, int], bytes] = {}
+
+
+def _indices(faces: np.ndarray, n: int, nv: int) -> bytes:
+    """Index buffer of ``n`` copies of ``faces`` (cached: the same few sizes repeat every frame)."""
+    key = (id(faces), n, nv)
+    if key not in _INDEX_CACHE:
+        if len(_INDEX_CACHE) > 64:
+            _INDEX_CACHE.clear()
+        _INDEX_CACHE[key] = (faces.astype("i4")[None] + (np.arange(n, dtype="i4") * nv)[:, None, None]).tobytes()
+    return _INDEX_CACHE[key]
