@@ -106,7 +106,7 @@ SPECS: dict[str, AssetSpec] = {
         ("lrpose_rscnet.pt", "RSC-Net.pt", "model_checkpoint.pt"),
         None,
         "",
-        False,
+        True,
         "Train one with 'lrpose train rscnet', or put the official RSC-Net.pt / SPIN model_checkpoint.pt in "
         "./weights or $LRPOSE_WEIGHTS, or pass --weights FILE.",
     ),
@@ -116,7 +116,7 @@ SPECS: dict[str, AssetSpec] = {
         ("lrpose_texture.pt",),
         None,
         "",
-        False,
+        True,
         "Train one with 'lrpose train texture', put it in ./weights or $LRPOSE_WEIGHTS, or pass --texture-weights FILE.",
     ),
     "temporal": AssetSpec(

@@ -44,13 +44,20 @@ def asset_rows(cfg: BodyConfig) -> list[AssetRow]:
         ("h36m_regressor", None, "optional"),
         ("smpl_mean_params", None, "optional"),
         ("rscnet", None, "optional"),
+        ("temporal", None, "optional"),
         ("texture", None, "optional"),
         ("detector", None, "optional"),
     ]
     for key, explicit, if_absent in keys:
         found = assets.locate(key, explicit)
         if found.path is not None:
-            rows.append(AssetRow(found.spec.title, "found", f"{found.path} ({found.source})", ""))
+            remedy = ""
+            if key == "detector":
+                from lrpose.detect import yolo_available
+
+                if not yolo_available():
+                    remedy = "ultralytics is not installed (README, 'YOLO detector'): lrpose video uses HOG"
+            rows.append(AssetRow(found.spec.title, "found", f"{found.path} ({found.source})", remedy))
         else:
             strict = assets.is_strict(key, explicit)
             status = "missing" if strict else if_absent

@@ -21,3 +21,19 @@ def isolated_assets(monkeypatch: pytest.MonkeyPatch, tmp_path):
     work.mkdir()
     monkeypatch.chdir(work)
     yield work
+
+
+@pytest.fixture
+def without_shipped_networks(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """Only the shipped body files resolve: no shipped RSC-Net, temporal or texture checkpoint."""
+    from pathlib import Path
+
+    from lrpose import assets
+
+    shipped = Path(__file__).resolve().parent.parent / "weights"
+    only_body = tmp_path / "shipped_body_only"
+    only_body.mkdir()
+    for name in ("standin_body.npz", "standin_mean_params.npz"):
+        (only_body / name).symlink_to(shipped / name)
+    monkeypatch.setattr(assets, "shipped_dirs", lambda: [only_body])
+    return only_body

@@ -40,7 +40,7 @@ def test_explicit_path_that_is_missing_is_an_error_not_a_fallback(tmp_path, isol
         assets.resolve("rscnet", tmp_path / "nope")
 
 
-def test_missing_asset_error_names_file_places_and_remedy():
+def test_missing_asset_error_names_file_places_and_remedy(without_shipped_networks):
     with pytest.raises(AssetNotFoundError) as e:
         assets.resolve("rscnet")
     msg = str(e.value)

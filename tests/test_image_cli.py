@@ -27,7 +27,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-def test_default_run_writes_npz_and_overlay_and_warns_untrained(tmp_path, capsys):
+def test_default_run_without_weights_warns_untrained(tmp_path, capsys, without_shipped_networks):
     assert main(["image", str(EXAMPLE), "--out", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "WARNING: untrained model" in captured.err

@@ -225,9 +225,9 @@ def test_interrupt_keeps_finished_tracks(clip, tiny, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
-def test_texture_per_track(clip, tiny, tmp_path, capsys):
+def test_texture_per_track(clip, tiny, tmp_path, capsys, without_shipped_networks):
     assert run(clip, tiny, tmp_path, "--texture", "--texture-stride", "4", "--no-overlay") == 0
-    assert "WARNING: no trained texture network" in capsys.readouterr().err  # none ships in this test's isolation
+    assert "WARNING: no trained texture network" in capsys.readouterr().err
     files = sorted(p.name for p in (tmp_path / "walk" / "tracks").iterdir())
     assert files == ["0000.mtl", "0000.npz", "0000.obj", "0000_texture.png"]  # the dropped track gets none
     tex = cv2.imread(str(tmp_path / "walk" / "tracks" / "0000_texture.png"))

