@@ -171,12 +171,9 @@ def video(
     config: ConfigOpt = None,
 ) -> None:
     """Detect, track and reconstruct every person in videos: tracks/<id>.npz per person, overlay.mp4, summary.json."""
-    import torch
 
-    from lrpose.body import load_body
     from lrpose.detect import make_detector
     from lrpose.errors import InputError
-    from lrpose.estimate import load_model
     from lrpose.pipeline import Pipeline, PipelineConfig
     from lrpose.video import RunInfo, VideoOptions, expand_sources, is_finished, output_names, process_video
 
@@ -190,18 +187,12 @@ def video(
     if render not in ("auto", "gl", "torch"):
         raise InputError(f"--render must be auto, gl or torch, not '{render}'")
     items = expand_sources(sources)
-    body = load_body(_body_config(config, smpl, gender, standin))
-    if texture and body.uv is None:
-        raise InputError("--texture needs a body model with a UV layout (the stand-in has one; SMPL's .pkl has none)")
-    model, info = load_model(weights, body)
-    if not info.trained:
-        _warn_untrained(info)
+    body, model, info = _body_and_model(config, smpl, gender, standin, weights, texture)
     texture_net = _texture_net(texture_weights) if texture else None
     det, det_line = make_detector(detector, detector_weights, boxes, det_size, det_conf)
     temporal, temporal_line = _temporal_module(no_temporal, temporal_weights, info.checkpoint_id, model.feature_dim)
     line = f"detector: {det_line} | temporal: {temporal_line} | RSC-Net: {info.checkpoint_id} | body: {body.body_id}"
     console.print(line, soft_wrap=True)
-    torch.set_grad_enabled(False)
     pipeline = Pipeline(model, body, det, temporal, PipelineConfig(det_stride, max_gap, batch_frames))
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, temporal_line)
     options = VideoOptions(min_track, save_verts, not no_overlay, render, texture_stride)
@@ -269,6 +260,21 @@ def _warn_untrained(info) -> None:
     )
 
 
+def _body_and_model(config, smpl, gender, standin, weights, texture: bool):
+    """(body, RSC-Net, info) for the image and video commands; warns loudly when the network is untrained."""
+    from lrpose.body import load_body
+    from lrpose.errors import InputError
+    from lrpose.estimate import load_model
+
+    body = load_body(_body_config(config, smpl, gender, standin))
+    if texture and body.uv is None:
+        raise InputError("--texture needs a body model with a UV layout (the stand-in has one; SMPL's .pkl has none)")
+    model, info = load_model(weights, body)
+    if not info.trained:
+        _warn_untrained(info)
+    return body, model, info
+
+
 def _texture_net(texture_weights: Path | None):
     """The texture network (``checkpoint_id`` attribute set); warns loudly when it is untrained."""
     from lrpose.textured import load_texture_net
@@ -322,10 +328,9 @@ def image(
     """Reconstruct one person in an image: SMPL .npz and an overlay PNG."""
     import torch
 
-    from lrpose.body import body_kind, load_body
+    from lrpose.body import body_kind
     from lrpose.crops import validate_box
-    from lrpose.errors import InputError
-    from lrpose.estimate import Estimator, load_model
+    from lrpose.estimate import Estimator
     from lrpose.export import save_npz, save_png
     from lrpose.io import read_image
     from lrpose.render import render_overlay
@@ -334,12 +339,7 @@ def image(
     person_box = _parse_box(box)
     if person_box is not None:
         validate_box(person_box, picture.shape[1], picture.shape[0])
-    body = load_body(_body_config(config, smpl, gender, standin))
-    if texture and body.uv is None:
-        raise InputError("--texture needs a body model with a UV layout (the stand-in has one; SMPL's .pkl has none)")
-    model, info = load_model(weights, body)
-    if not info.trained:
-        _warn_untrained(info)
+    body, model, info = _body_and_model(config, smpl, gender, standin, weights, texture)
     if info.body_id is not None and body_kind(info.body_id) != body.name:
         err_console.print(
             Text(

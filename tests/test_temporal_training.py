@@ -13,12 +13,10 @@ import torch
 from lrpose.body import load_body
 from lrpose.cli import main
 from lrpose.config import BodyConfig
-from lrpose.models.checkpoint import load_checkpoint, load_temporal, save_checkpoint
-from lrpose.models.rscnet import RSCNet, RSCNetConfig
+from lrpose.models.checkpoint import load_checkpoint, load_temporal
 from lrpose.training.sequences import Sequences, extract
 from lrpose.training.synth import SynthConfig, generate
 from lrpose.training.temporal import MotionDiscriminator, evaluate_temporal, load_motions
-from tests.test_models import mean_params
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +26,6 @@ def clips(tmp_path_factory) -> Path:
         SynthConfig(kind="video", n=2, width=160, height=120, fps=10, seconds=1.6, max_people=2, tex_size=16, seed=7), BodyConfig(), out
     )
     return out
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
-    save_checkpoint(path, RSCNet(RSCNetConfig(depth=18, input_size=32), mean_params()), "standin-anny:test", trained=True)
-    return path
 
 
 def test_extracted_sequences_match_the_clips(clips, tiny):

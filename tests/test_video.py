@@ -14,10 +14,8 @@ import torch
 from lrpose.assets import file_digest
 from lrpose.cli import main
 from lrpose.io import VideoWriter
-from lrpose.models.checkpoint import save_checkpoint, save_temporal
-from lrpose.models.rscnet import RSCNet, RSCNetConfig
+from lrpose.models.checkpoint import save_temporal
 from lrpose.models.temporal import TemporalModule
-from tests.test_models import mean_params
 
 W, H, FPS = 160, 120, 10
 
@@ -49,14 +47,6 @@ def frame_count(path: Path) -> tuple[int, float]:
     with av.open(str(path)) as c:
         n = sum(1 for _ in c.decode(video=0))
         return n, float(c.streams.video[0].average_rate)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
-    save_checkpoint(path, RSCNet(RSCNetConfig(depth=18, input_size=32), mean_params()), "standin-anny:test", trained=True)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -122,6 +122,22 @@ def _load_strict(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path
     model.load_state_dict(merged, strict=True)
 
 
+def _build_ours(obj: dict, path: Path, config_cls: type, module_cls: type) -> torch.nn.Module:
+    """Model of one of our self-describing checkpoints: version check, config, strict state."""
+    if obj.get("format_version") != FORMAT_VERSION:
+        raise AssetFormatError(
+            f"{path}: checkpoint format version {obj.get('format_version')} is not supported (expected {FORMAT_VERSION})"
+        )
+    try:
+        config = config_cls(**obj["config"])
+    except TypeError as e:
+        raise AssetFormatError(f"{path}: bad model config in checkpoint: {e}") from None
+    sd = obj["state_dict"]
+    model = module_cls(config, _mean_from_state({k.removeprefix("regressor."): v for k, v in sd.items()}, str(obj.get("mean_params"))))
+    _load_strict(model, sd, path)
+    return model
+
+
 def save_checkpoint(
     path: Path,
     model: RSCNet,
@@ -164,18 +180,8 @@ def load_checkpoint(path: Path) -> tuple[RSCNet, CheckpointInfo]:
     obj = read_weights_only(path)
     ident = f"{path.name}:{file_digest(path)}"
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        if obj.get("format_version") != FORMAT_VERSION:
-            raise AssetFormatError(
-                f"{path}: checkpoint format version {obj.get('format_version')} is not supported (expected {FORMAT_VERSION})"
-            )
-        try:
-            config = RSCNetConfig(**obj["config"])
-        except TypeError as e:
-            raise AssetFormatError(f"{path}: bad model config in checkpoint: {e}") from None
-        sd = obj["state_dict"]
-        model = RSCNet(config, _mean_from_state({k.removeprefix("regressor."): v for k, v in sd.items()}, str(obj.get("mean_params"))))
-        _load_strict(model, sd, path)
-        return model.eval(), CheckpointInfo(ident, "lrpose", bool(obj.get("trained", False)), obj.get("body_id"), config)
+        model = _build_ours(obj, path, RSCNetConfig, RSCNet)
+        return model.eval(), CheckpointInfo(ident, "lrpose", bool(obj.get("trained", False)), obj.get("body_id"), model.config)
     sd = obj.get("model", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise AssetFormatError(f"{path}: not an lrpose, RSC-Net or SPIN checkpoint (no state dict of tensors found)")
@@ -229,14 +235,6 @@ def load_temporal(path: Path) -> tuple[TemporalModule, TemporalInfo]:
     obj = read_weights_only(path)
     if not isinstance(obj, dict) or obj.get("format") != TEMPORAL_FORMAT:
         raise AssetFormatError(f"{path} is not an lrpose temporal-module checkpoint")
-    if obj.get("format_version") != FORMAT_VERSION:
-        raise AssetFormatError(f"{path}: temporal format version {obj.get('format_version')} is not supported")
-    try:
-        config = TemporalConfig(**obj["config"])
-    except TypeError as e:
-        raise AssetFormatError(f"{path}: bad temporal config: {e}") from None
-    sd = obj["state_dict"]
-    module = TemporalModule(config, _mean_from_state({k.removeprefix("regressor."): v for k, v in sd.items()}, str(obj.get("mean_params"))))
-    _load_strict(module, sd, path)
+    module = _build_ours(obj, path, TemporalConfig, TemporalModule)
     info = TemporalInfo(f"{path.name}:{file_digest(path)}", str(obj.get("rscnet_id")), bool(obj.get("trained", False)))
     return module.eval(), info
