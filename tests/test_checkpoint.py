@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -119,3 +120,22 @@ def test_not_a_checkpoint(tmp_path):
     torch.save({"a": 1}, tmp_path / "y.pt")
     with pytest.raises(AssetFormatError, match="no state dict"):
         load_checkpoint(tmp_path / "y.pt")
+
+
+def test_export_tool_makes_a_float16_checkpoint_that_loads(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "lrpose_rscnet.pt"
+    r = subprocess.run([sys.executable, str(root / "tools" / "export_weights.py"), "rscnet", str(tiny), str(out), "--note", "test"],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    raw = torch.load(out, weights_only=True)
+    assert raw["state_dict"]["regressor.fc1.weight"].dtype == torch.float16 and raw["meta"]["note"] == "test"
+    a, _ = load_checkpoint(tiny)
+    b, info = load_checkpoint(out)
+    assert info.trained and next(b.parameters()).dtype == torch.float32
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert (a(x, 2).pose6d - b(x, 2).pose6d).abs().max() < 0.02
