@@ -35,6 +35,7 @@ class FrameSource:
         self.path = Path(path)
         self.error: str | None = None
         self._images: list[Path] | None = None
+        self._declared = 0
         if not self.path.exists():
             raise InputError(f"{self.path} does not exist")
         if self.path.is_dir():
@@ -61,7 +62,8 @@ class FrameSource:
                 stream = container.streams.video[0]
                 rate = stream.average_rate or stream.guessed_rate
                 self.fps = float(rate) if rate else 25.0
-                self.frame_count = int(stream.frames) or (
+                self._declared = int(stream.frames)  # exact count from the container index, 0 if unknown
+                self.frame_count = self._declared or (
                     int(round(float(stream.duration * stream.time_base) * self.fps)) if stream.duration else 0
                 )
                 first = next(container.decode(stream), None)
@@ -87,6 +89,9 @@ class FrameSource:
                     index += 1
         except av.error.FFmpegError as e:
             self.error = f"{self.path}: decoding stopped after frame {index} ({_reason(e)}); the file looks truncated or damaged"
+            return
+        if index < self._declared:
+            self.error = f"{self.path}: only {index} of its {self._declared} frames could be decoded; the file looks truncated"
 
 
 def _reason(e: Exception) -> str:

@@ -162,6 +162,28 @@ def test_bad_inputs_one_line_each_and_good_ones_still_run(clip, tiny, tmp_path, 
     assert (tmp_path / "o" / "walk" / "summary.json").exists()  # the good video was processed anyway
 
 
+def test_truncated_faststart_video_keeps_the_decoded_frames(tmp_path, capsys):
+    c = av.open(str(tmp_path / "fs.mp4"), "w", options={"movflags": "faststart"})  # index first: decodable when cut
+    s = c.add_stream("libx264", rate=FPS)
+    s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+    for i in range(30):
+        img = np.random.default_rng(i).integers(0, 255, (H, W, 3), dtype=np.uint8)
+        for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    data = (tmp_path / "fs.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    (tmp_path / "none.json").write_text(json.dumps({"frames": {}}))
+    assert main(["video", str(tmp_path / "cut.mp4"), "--out", str(tmp_path / "o"), "--boxes", str(tmp_path / "none.json")]) == 1
+    err = capsys.readouterr().err
+    assert "of its 30 frames could be decoded; the file looks truncated" in err and "Traceback" not in err
+    summary = json.loads((tmp_path / "o" / "cut" / "summary.json").read_text())
+    assert 0 < summary["frames"] < 30 and summary["error"]
+    assert frame_count(tmp_path / "o" / "cut" / "overlay.mp4")[0] == summary["frames"]
+
+
 def test_video_without_people_gives_empty_valid_result(tmp_path):
     make_video(tmp_path / "empty_scene.mp4", 6, {})
     (tmp_path / "none.json").write_text(json.dumps({"frames": {}}))
