@@ -90,14 +90,18 @@ def doctor(smpl: SmplOpt = None, gender: GenderOpt = None, standin: StandinOpt =
         console.print(Text("note: using the free stand-in body (SMPL pose transfers, SMPL betas do not); see weights/README.md"))
 
 
-def _progress_bar():
-    """The progress bar of long commands: description, bar, n/total, a free-text field, times."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _progress_bar(rate: str | None = None):
+    """The progress bar of long commands: description, bar, n/total, [speed,] a free-text field, times."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-    )  # fmt: skip
+    class Speed(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:.1f} {rate}" if task.speed else f"- {rate}")
+
+    columns = ["[progress.description]{task.description}", BarColumn(), MofNCompleteColumn()]
+    if rate:
+        columns.append(Speed())
+    return Progress(*columns, TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
 
 
 def _temporal_module(no_temporal: bool, temporal_weights: Path | None, rscnet_id: str, feat_dim: int):
@@ -197,7 +201,7 @@ def video(
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, temporal_line)
     options = VideoOptions(min_track, save_verts, not no_overlay, render, texture_stride)
     rows, failed = [], 0
-    with _progress_bar() as bar:
+    with _progress_bar("frames/s") as bar:
         for src, name in zip(items, output_names(items), strict=True):
             folder = out / name
             if resume and is_finished(folder, src):
