@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 
 @dataclass(frozen=True)
@@ -45,22 +44,6 @@ class TrackedBox:
     score: float
     observed: bool = True
     """False while the person is not detected and the tracker predicts the box (a bridged gap)."""
-
-
-@dataclass(frozen=True)
-class Crop:
-    """A square, network-ready crop of one person."""
-
-    track_id: int
-    frame_index: int
-    pixels: torch.Tensor
-    """(3, S, S) float32, ImageNet-normalised, bicubically resized to the network size S."""
-    native_size: int
-    """Side of the square crop in source pixels before resizing (selects the resolution range)."""
-    range_index: int
-    """Resolution range p in 0..4 (see ``lrpose.resolution``)."""
-    crop_to_image: np.ndarray
-    """(2, 3) float64 affine mapping crop pixel coords (in S x S) to full-image pixel coords."""
 
 
 @dataclass(frozen=True)
