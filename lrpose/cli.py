@@ -108,7 +108,7 @@ def _temporal_module(no_temporal: bool, temporal_weights: Path | None, rscnet_id
     """(temporal module or None, one line saying what runs)."""
     from lrpose import assets
     from lrpose.errors import InputError
-    from lrpose.models.checkpoint import load_temporal
+    from lrpose.models.checkpoint import load_temporal, same_weights
 
     if no_temporal:
         return None, "off (--no-temporal): per-frame results"
@@ -116,7 +116,7 @@ def _temporal_module(no_temporal: bool, temporal_weights: Path | None, rscnet_id
     if path is None:
         return None, "off (no temporal checkpoint found): per-frame results"
     module, tinfo = load_temporal(path)
-    same = tinfo.rscnet_id.split(":")[-1] == rscnet_id.split(":")[-1] and module.config.feat_dim == feat_dim
+    same = same_weights(tinfo.rscnet_id, rscnet_id) and module.config.feat_dim == feat_dim
     if not same:
         why = f"{path.name} was trained on the features of {tinfo.rscnet_id}, not of {rscnet_id}"
         if temporal_weights is not None:
@@ -417,14 +417,15 @@ def _eval_texture(data, weights, low_res, reid_weights, limit, json_out, smpl, s
         atomic_write_bytes(json_out, json.dumps(records, indent=1).encode())
 
 
-def _sequences(data: Path, rscnet_path: Path, model, rscnet_id: str, cache: Path | None, seed: int):
+def _sequences(data: Path, model, rscnet_id: str, cache: Path | None, seed: int):
     """Sequence features of ``data`` (clips folder, or an extracted .npz) for the RSC-Net ``rscnet_id``."""
     from lrpose.errors import InputError
+    from lrpose.models.checkpoint import same_weights
     from lrpose.training.sequences import Sequences, extract
 
     if data.is_file():
         seqs = Sequences.load(data)
-        if seqs.rscnet_id.split(":")[-1] != rscnet_id.split(":")[-1]:
+        if not same_weights(seqs.rscnet_id, rscnet_id):
             raise InputError(f"{data} holds features of {seqs.rscnet_id}, not of {rscnet_id}")
         return seqs
     if cache is not None and cache.is_file():
@@ -449,16 +450,16 @@ def _eval_temporal(data, weights, temporal_weights, json_out, smpl, standin, con
     from lrpose.body import load_body
     from lrpose.errors import InputError
     from lrpose.export import atomic_write_bytes
-    from lrpose.models.checkpoint import load_checkpoint, load_temporal
+    from lrpose.models.checkpoint import load_checkpoint, load_temporal, same_weights
     from lrpose.training.temporal import evaluate_temporal
 
     rscnet_path = assets.resolve("rscnet", weights)
     model, info = load_checkpoint(rscnet_path)
     module, tinfo = load_temporal(assets.resolve("temporal", temporal_weights))
-    if tinfo.rscnet_id.split(":")[-1] != info.checkpoint_id.split(":")[-1]:
+    if not same_weights(tinfo.rscnet_id, info.checkpoint_id):
         raise InputError(f"the temporal module was trained on features of {tinfo.rscnet_id}, not of {info.checkpoint_id}")
     body = load_body(_body_config(config, smpl, None, standin))
-    seqs = _sequences(data, rscnet_path, model, info.checkpoint_id, None, seed=1)
+    seqs = _sequences(data, model, info.checkpoint_id, None, seed=1)
     rows = {
         "per-frame (RSC-Net)": evaluate_temporal(None, model, body, seqs),
         "temporal (GRU)": evaluate_temporal(module, model, body, seqs),
@@ -701,7 +702,7 @@ def train_temporal(
         err_console.print(Text(f"WARNING: {rscnet_path} is an UNTRAINED RSC-Net: its features are meaningless", style="bold yellow"))
     body = load_body(_body_config(config, smpl, None, standin))
     out.mkdir(parents=True, exist_ok=True)
-    train_seqs = _sequences(data, rscnet_path, model, info.checkpoint_id, out / "features_train.npz", seed=seed)
+    train_seqs = _sequences(data, model, info.checkpoint_id, out / "features_train.npz", seed=seed)
     cfg = TemporalTrainConfig(
         out=str(out), steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, hidden=hidden, adv_weight=adv_weight,
         motion_data=tuple(str(p) for p in motion_data or ()), seed=seed, ckpt_every=ckpt_every,
@@ -715,7 +716,7 @@ def train_temporal(
         final = run(cfg, body, train_seqs, rscnet_path, info.checkpoint_id, resume=resume, progress=report)
     console.print(f"checkpoint: {final} | log: {out / 'train_log.csv'} | plot: {out / 'loss.png'}", soft_wrap=True)
     if heldout is not None:
-        seqs = _sequences(heldout, rscnet_path, model, info.checkpoint_id, out / "features_heldout.npz", seed=seed + 1)
+        seqs = _sequences(heldout, model, info.checkpoint_id, out / "features_heldout.npz", seed=seed + 1)
         module, _ = load_temporal(final)
         rows = {"per-frame": evaluate_temporal(None, model, body, seqs), "temporal": evaluate_temporal(module, model, body, seqs)}
         for name, r in rows.items():

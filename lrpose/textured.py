@@ -11,6 +11,7 @@ import torch
 from lrpose import assets
 from lrpose.body import BodyModel
 from lrpose.crops import normalize, resize_square
+from lrpose.geometry import weak_perspective_project
 from lrpose.render import lambert, pixel_normals, project_to_screen, rasterize, sample_texture, texel_visibility
 
 LOW_RES = 32  # the paper feeds 32 px person images (enlarged to the network input)
@@ -125,8 +126,8 @@ def fuse_textures(textures: np.ndarray, visible: np.ndarray, weights: np.ndarray
 def crop_visibility(body: BodyModel, vertices: np.ndarray, crop_cam: np.ndarray, tex_size: int, raster: int = 64) -> np.ndarray:
     """(T, T) bool: texels of the body's UV map seen in a crop, for (V, 3) ``vertices`` (camera frame,
     metres) under the weak-perspective crop camera ``[s, tx, ty]``, rasterised at ``raster`` px."""
-    v = torch.from_numpy(np.asarray(vertices, np.float32))
-    s, tx, ty = (float(c) for c in crop_cam)
-    screen = torch.stack([(s * (v[:, 0] + tx) + 1) * raster / 2 - 0.5, (s * (v[:, 1] + ty) + 1) * raster / 2 - 0.5, v[:, 2] + 10.0], -1)
-    frags = rasterize(screen[None], body.faces, raster, raster, perspective=False)
+    v = torch.from_numpy(np.asarray(vertices, np.float32))[None]
+    cam = torch.as_tensor(np.asarray(crop_cam, np.float32))[None]
+    uv = (weak_perspective_project(v, cam) + 1) * raster / 2 - 0.5  # [-1, 1] crop units -> raster pixels
+    frags = rasterize(torch.cat([uv, v[..., 2:] + 10.0], -1), body.faces, raster, raster, perspective=False)
     return texel_visibility(frags, body.uv, body.uv_faces, tex_size)[0].numpy()

@@ -15,7 +15,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from contextlib import nullcontext, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -24,6 +24,7 @@ import torch
 
 from lrpose.body import BodyModel
 from lrpose.crops import cut_square, square_from_box
+from lrpose.estimate import focal_for
 from lrpose.export import atomic_write_bytes, save_npz, save_obj
 from lrpose.geometry import axis_angle_to_rotmat
 from lrpose.io import FrameSource, VideoWriter
@@ -62,7 +63,6 @@ class RunInfo:
     untrained: bool
     detector: str
     temporal: str
-    extra: dict = field(default_factory=dict)
 
 
 def expand_sources(paths: list[Path]) -> list[Path]:
@@ -251,7 +251,7 @@ def process_video(
     (folder / "summary.json").unlink(missing_ok=True)
     meta = {
         "fps": np.float32(source.fps), "image_size": np.array([source.width, source.height], np.int32),
-        "focal_px": np.float32(5000.0 / 224.0 * max(source.width, source.height)), "body_model": info.body_id,
+        "focal_px": np.float32(focal_for(source.width, source.height)), "body_model": info.body_id,
         "checkpoint": info.checkpoint_id, "temporal": info.temporal, "untrained": info.untrained,
     }  # fmt: skip
     textures = TrackTextures(texture_net, body, options.texture_stride) if texture_net is not None else None
@@ -314,7 +314,6 @@ def process_video(
         "seconds": round(total, 3),
         "frames_per_second": round(frames / total, 2) if total > 0 else None,
         "error": source.error,
-        **info.extra,
     }
     atomic_write_bytes(folder / "summary.json", json.dumps(summary, indent=1).encode())
     return summary

@@ -52,6 +52,11 @@ class CheckpointInfo:
     config: RSCNetConfig
 
 
+def same_weights(id_a: str, id_b: str) -> bool:
+    """Whether two checkpoint ids (``name:digest``) are the same file contents (names may differ)."""
+    return id_a.split(":")[-1] == id_b.split(":")[-1]
+
+
 def to_official_key(key: str) -> str:
     """Our parameter name -> the official RSC-Net release's name."""
     if key.startswith("backbone."):

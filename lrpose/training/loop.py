@@ -31,7 +31,7 @@ from lrpose.models.regressor import MeanParams
 from lrpose.models.rscnet import RSCNet, RSCNetConfig, RSCNetOutput
 from lrpose.resolution import NUM_RANGES
 from lrpose.training.data import MixedDataset, SpinDataset, StepBatches, SyntheticCrops, progressive_ranges
-from lrpose.training.losses import FeatureQueue, feature_loss, keypoint_2d_loss, keypoint_3d_loss, self_supervision_loss, smpl_param_loss
+from lrpose.training.losses import FeatureQueue, basic_loss_parts, feature_loss, self_supervision_loss
 
 
 @dataclass(frozen=True)
@@ -123,13 +123,11 @@ def step_losses(
     parts = {"kp2d": 0.0, "kp3d": 0.0, "pose": 0.0, "betas": 0.0}
     basic = outs[0].cam.sum() * 0.0
     for out in outs:
-        posed = body(out.rotmats[:, 1:], out.rotmats[:, 0], out.betas)
-        j24 = body.spin_j24(posed)
-        l2d = keypoint_2d_loss(j24, out.cam, batch["part"])
-        l3d = keypoint_3d_loss(j24, batch["S"], batch["has_3d"])
-        lpose, lbetas = smpl_param_loss(out.rotmats, out.betas, gt_rot, batch["betas"], batch["has_smpl"])
-        basic = basic + w["kp2d"] * l2d + w["kp3d"] * l3d + w["pose"] * lpose + w["betas"] * lbetas
-        for name, value in (("kp2d", l2d), ("kp3d", l3d), ("pose", lpose), ("betas", lbetas)):
+        terms = basic_loss_parts(
+            body, out.rotmats, out.betas, out.cam, gt_rot, batch["betas"], batch["S"], batch["part"], batch["has_smpl"], batch["has_3d"]
+        )
+        for name, value in terms.items():  # kp2d, kp3d, pose, betas: the order of the sum is kept
+            basic = basic + w[name] * value
             parts[name] += float(value.detach()) / len(outs)
     flat = [torch.cat([o.rotmats.flatten(1), o.betas, o.cam], 1) for o in outs]
     ls = self_supervision_loss(flat, cfg.ss)

@@ -58,6 +58,18 @@ def smpl_param_loss(rotmats: torch.Tensor, betas: torch.Tensor, gt_rotmats: torc
     return F.mse_loss(rotmats[keep], gt_rotmats[keep]), F.mse_loss(betas[keep], gt_betas[keep])
 
 
+def basic_loss_parts(
+    body, rotmats: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor, gt_rotmats: torch.Tensor, gt_betas: torch.Tensor,
+    S: torch.Tensor, part: torch.Tensor, has_smpl: torch.Tensor, has_3d: torch.Tensor,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The basic loss's terms for one set of predictions: (B, 24, 3, 3) ``rotmats``, (B, 10) ``betas``,
+    (B, 3) ``cam`` against ground-truth rotations/betas, 3D keypoints ``S`` (B, 24, 4) and 2D keypoints
+    ``part`` (B, 24, 3, crop coordinates); ``body`` is the ``BodyModel`` that poses the prediction."""
+    j24 = body.spin_j24(body(rotmats[:, 1:], rotmats[:, 0], betas))
+    l_pose, l_betas = smpl_param_loss(rotmats, betas, gt_rotmats, gt_betas, has_smpl)
+    return {"kp2d": keypoint_2d_loss(j24, cam, part), "kp3d": keypoint_3d_loss(j24, S, has_3d), "pose": l_pose, "betas": l_betas}
+
+
 def self_supervision_loss(outputs: list[torch.Tensor], variant: str = "directional") -> torch.Tensor:
     """Eq. 10 (and variants) over per-range outputs (each (B, D): rotmats, betas, camera flattened).
 

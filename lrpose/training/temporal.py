@@ -28,7 +28,7 @@ from lrpose.models.checkpoint import load_checkpoint, load_temporal, read_weight
 from lrpose.models.rscnet import RSCNet
 from lrpose.models.temporal import TemporalConfig, TemporalModule
 from lrpose.training.loop import plot_loss
-from lrpose.training.losses import keypoint_2d_loss, keypoint_3d_loss, smpl_param_loss
+from lrpose.training.losses import basic_loss_parts
 from lrpose.training.sequences import Sequences
 
 
@@ -109,19 +109,13 @@ def _batch(seqs: Sequences, windows: np.ndarray, rows: np.ndarray, seq_len: int)
 
 def _losses(module: TemporalModule, body: BodyModel, batch: dict[str, torch.Tensor], weights: dict[str, float]):
     out = module(batch["features"])
-    b, t = out.cam.shape[:2]
-    rot = out.rotmats.reshape(b * t, 24, 3, 3)
-    posed = body(rot[:, 1:], rot[:, 0], out.betas.reshape(b * t, 10))
-    j24 = body.spin_j24(posed)
-    gt_rot = axis_angle_to_rotmat(batch["pose"].reshape(-1, 3)).reshape(b * t, 24, 3, 3)
-    ones = torch.ones(b * t)
-    l_pose, l_betas = smpl_param_loss(rot, out.betas.reshape(b * t, 10), gt_rot, batch["betas"].reshape(b * t, 10), ones)
-    parts = {
-        "pose": l_pose,
-        "betas": l_betas,
-        "kp3d": keypoint_3d_loss(j24, batch["S"].reshape(b * t, 24, 4), ones),
-        "kp2d": keypoint_2d_loss(j24, out.cam.reshape(b * t, 3), batch["part"].reshape(b * t, 24, 3)),
-    }
+    n = out.cam.shape[0] * out.cam.shape[1]
+    gt_rot = axis_angle_to_rotmat(batch["pose"].reshape(-1, 3)).reshape(n, 24, 3, 3)
+    ones = torch.ones(n)
+    parts = basic_loss_parts(
+        body, out.rotmats.reshape(n, 24, 3, 3), out.betas.reshape(n, 10), out.cam.reshape(n, 3), gt_rot,
+        batch["betas"].reshape(n, 10), batch["S"].reshape(n, 24, 4), batch["part"].reshape(n, 24, 3), ones, ones,
+    )  # fmt: skip
     return sum(weights[k] * v for k, v in parts.items()), parts, out
 
 
@@ -144,21 +138,22 @@ def train_temporal(
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    rscnet, _ = load_checkpoint(rscnet_path)
-    module = TemporalModule.from_rscnet(rscnet, TemporalConfig(rscnet.feature_dim, cfg.hidden, cfg.layers, rscnet.config.n_iter))
-    start = 0
+    start, state = 0, None
+    if resume is not None:
+        state = read_weights_only(resume)["meta"]
+        if state["config"] != json.dumps(asdict(cfg)):
+            raise InputError(f"{resume} was trained with different settings; resume with the same options")
+        module, _ = load_temporal(resume)
+        start = int(state["step"])
+    else:
+        rscnet, _ = load_checkpoint(rscnet_path)
+        module = TemporalModule.from_rscnet(rscnet, TemporalConfig(rscnet.feature_dim, cfg.hidden, cfg.layers, rscnet.config.n_iter))
     disc = MotionDiscriminator() if cfg.adv_weight > 0 else None
     motions = load_motions(cfg.motion_data, fps) if disc is not None else []
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr) if disc is not None else None
-    if resume is not None:
-        module, _ = load_temporal(resume)
-        state = read_weights_only(resume)["meta"]
-        if state["config"] != json.dumps(asdict(cfg)):
-            raise InputError(f"{resume} was trained with different settings; resume with the same options")
-        start = int(state["step"])
+    if state is not None:  # after every constructor, so the restored RNG drives the training steps only
         torch.set_rng_state(state["torch_rng"])
-        opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
         opt.load_state_dict(state["optimizer"])
         if disc is not None:
             disc.load_state_dict(state["discriminator"])
