@@ -266,11 +266,10 @@ def process_video(
     focal = float(meta["focal_px"])
 
     def flush(result: FrameResult) -> None:
-        if writer is not None:
-            with timer("render"):
-                drawn = _draw(result, store, faces, focal, options.render_backend)
-            with timer("encode"):
-                writer.write(_even(drawn))
+        with timer("render"):
+            drawn = _draw(result, store, faces, focal, options.render_backend)
+        with timer("encode"):
+            writer.write(_even(drawn))
 
     with writer if writer is not None else nullcontext():
         for result in pipeline.run(source, source.fps):
@@ -282,11 +281,12 @@ def process_video(
                 for gone in sorted(live - ids):
                     store.end(gone)
                 live = ids
-            queue.append(result)
+            if writer is not None:  # frames wait only for the overlay
+                queue.append(result)
+                while len(queue) > delay:
+                    flush(queue.popleft())
             if frames % 100 == 0:
                 _trim_heap()
-            while len(queue) > delay:
-                flush(queue.popleft())
             if progress is not None:
                 progress(frames, max(source.frame_count, frames), f"{len(live)} people")
         with timer("write"):
