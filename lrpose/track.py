@@ -40,8 +40,8 @@ class SortTracker:
         )
         self._ids: dict[str, int] = {}
         self._positive: dict[str, int] = {}
-        self._seen: dict[str, bool] = {}
         self._last_hit: dict[str, int] = {}
+        self._last_detect = -1
 
     def update(self, detections: Detections | None, frame_index: int) -> list[TrackedBox]:
         if detections is None:
@@ -52,24 +52,24 @@ class SortTracker:
                 Detection(box=b.astype(np.float64), score=float(s)) for b, s in zip(detections.boxes_xyxy, detections.scores, strict=True)
             ]
             self._mot.step(detections=dets)
+            self._last_detect = frame_index
         out = []
         ended = []
         for t in self._mot.trackers:
             if t.id not in self._ids:
                 self._ids[t.id] = len(self._ids)
-            if detections is not None:  # between detector runs a track keeps the state of its last run
-                self._seen[t.id] = t.steps_positive > self._positive.get(t.id, 0)
-                self._positive[t.id] = t.steps_positive
-                if self._seen[t.id]:
+            if detections is not None:
+                if t.steps_positive > self._positive.get(t.id, 0):  # matched (or born) this frame
                     self._last_hit[t.id] = frame_index
                 elif frame_index - self._last_hit[t.id] > self.max_gap:
                     ended.append(t)
                     continue
-            box = np.asarray(t.box(), np.float32)
-            out.append(TrackedBox(self._ids[t.id], frame_index, box, float(t.score), self._seen.get(t.id, False)))
+                self._positive[t.id] = t.steps_positive
+            # between detector runs a track keeps the state of the last run
+            observed = self._last_hit.get(t.id) == self._last_detect
+            out.append(TrackedBox(self._ids[t.id], frame_index, np.asarray(t.box(), np.float32), float(t.score), observed))
         self._mot.trackers = [t for t in self._mot.trackers if t not in ended]
         live = {t.id for t in self._mot.trackers}
         self._positive = {k: v for k, v in self._positive.items() if k in live}
-        self._seen = {k: v for k, v in self._seen.items() if k in live}
         self._last_hit = {k: v for k, v in self._last_hit.items() if k in live}
         return sorted(out, key=lambda b: b.track_id)
