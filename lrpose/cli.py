@@ -300,7 +300,7 @@ def _texture_net(texture_weights: Path | None):
 def _write_textured(body, picture, est, stem: Path, texture_weights: Path | None) -> None:
     """Predict the texture of the person in ``est`` and write OBJ/MTL/PNG and the 3-view PNG."""
     from lrpose.crops import cut_square
-    from lrpose.export import save_obj, save_png
+    from lrpose.files import save_obj, save_png
     from lrpose.textured import predict_texture, three_view, upright_vertices
 
     net = _texture_net(texture_weights)
@@ -335,7 +335,7 @@ def image(
     from lrpose.body import body_kind
     from lrpose.crops import validate_box
     from lrpose.estimate import Estimator
-    from lrpose.export import save_npz, save_png
+    from lrpose.files import save_npz, save_png
     from lrpose.io import read_image
     from lrpose.render import render_overlay
 
@@ -396,7 +396,7 @@ def _eval_texture(data, weights, low_res, reid_weights, limit, json_out, smpl, s
 
     from lrpose import assets
     from lrpose.body import load_body
-    from lrpose.export import atomic_write_bytes
+    from lrpose.files import atomic_write_bytes
     from lrpose.training.texture import ReIDFeatures, TextureCrops, evaluate_texture, load_texture_checkpoint
 
     dataset = TextureCrops(data)
@@ -449,7 +449,7 @@ def _eval_temporal(data, weights, temporal_weights, json_out, smpl, standin, con
     from lrpose import assets
     from lrpose.body import load_body
     from lrpose.errors import InputError
-    from lrpose.export import atomic_write_bytes
+    from lrpose.files import atomic_write_bytes
     from lrpose.models.checkpoint import load_checkpoint, load_temporal, same_weights
     from lrpose.training.temporal import evaluate_temporal
 
@@ -509,7 +509,7 @@ def evaluate(
     from lrpose.body import load_body
     from lrpose.errors import InputError
     from lrpose.evaluation import evaluate as run_eval
-    from lrpose.export import atomic_write_bytes
+    from lrpose.files import atomic_write_bytes
     from lrpose.models.checkpoint import load_checkpoint
 
     if task == "texture":
@@ -689,7 +689,7 @@ def train_temporal(
     from lrpose import assets
     from lrpose.body import load_body
     from lrpose.errors import InputError
-    from lrpose.export import atomic_write_bytes
+    from lrpose.files import atomic_write_bytes
     from lrpose.models.checkpoint import load_checkpoint, load_temporal
     from lrpose.training.temporal import TemporalTrainConfig, evaluate_temporal
     from lrpose.training.temporal import train_temporal as run

@@ -21,8 +21,7 @@ from lrpose.body import BodyModel
 from lrpose.crops import normalize
 from lrpose.metrics import MeanMetric, mpjpe, pa_mpjpe, pelvis_align, pve
 from lrpose.models.rscnet import RSCNet
-from lrpose.resolution import select_range
-from lrpose.training.data import eval_views
+from lrpose.resolution import degrade, select_range
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def evaluate(
         samples = [data[i] for i in range(start, min(n, start + batch_size))]
         gt_lsp, gt_verts, has_smpl = _ground_truth(body, samples)
         for r in resolutions:
-            x = torch.stack([normalize(eval_views(s, [r], model.config.input_size)[0]) for s in samples])
+            x = torch.stack([normalize(degrade(s.image, r, model.config.input_size)) for s in samples])
             out = model(x, select_range(r))
             posed = body(out.rotmats[:, 1:], out.rotmats[:, 0], out.betas)
             pred = pelvis_align(body.lsp_joints(posed.vertices))

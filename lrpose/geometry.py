@@ -18,6 +18,9 @@ import torch
 import torch.nn.functional as F
 
 _EPS = 1e-8
+SPIN_FOCAL_PX = 5000.0
+"""SPIN's focal length in pixels for a crop of ``SPIN_CROP_PX``: the one focal-length fact of lrpose."""
+SPIN_CROP_PX = 224.0
 
 
 def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
@@ -125,7 +128,7 @@ def perspective_project(
     return f * p[..., :2] / p[..., 2:].clamp_min(_EPS) + center_px[:, None, :]
 
 
-def crop_cam_to_translation(cam: torch.Tensor, focal_px: float = 5000.0, crop_size: float = 224.0) -> torch.Tensor:
+def crop_cam_to_translation(cam: torch.Tensor, focal_px: float = SPIN_FOCAL_PX, crop_size: float = SPIN_CROP_PX) -> torch.Tensor:
     """(B, 3) weak-perspective ``[s, tx, ty]`` -> (B, 3) perspective translation in the crop (SPIN)."""
     tz = 2.0 * focal_px / (crop_size * cam[:, 0] + 1e-9)
     return torch.stack([cam[:, 1], cam[:, 2], tz], dim=-1)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from lrpose.errors import InputError
-from lrpose.export import current_umask
+from lrpose.files import current_umask
 from lrpose.types import Frame
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

@@ -1,4 +1,5 @@
-"""The P = 5 resolution ranges of RSC-Net and how a crop picks its row of alphas.
+"""The P = 5 resolution ranges of RSC-Net, how a crop picks its row of alphas, and the one
+low-resolution degradation (training, evaluation, feature extraction and the texture network use it).
 
 Ranges by the side of the person crop in source pixels (the official code's thresholds):
 ``>= 224 -> 0``, ``[128, 224) -> 1``, ``[64, 128) -> 2``, ``[40, 64) -> 3``, ``< 40 -> 4``.
@@ -9,6 +10,8 @@ Evaluation uses the middle of each training range: 224, 176, 96, 52, 32.
 from __future__ import annotations
 
 import numpy as np
+
+from lrpose.crops import resize_square
 
 NUM_RANGES = 5
 LOWER_BOUNDS = (224, 128, 64, 40, 24)
@@ -37,3 +40,11 @@ def sample_size(range_index: int, rng: np.random.Generator) -> int:
     if range_index == 0:
         return LOWER_BOUNDS[0]
     return int(rng.integers(LOWER_BOUNDS[range_index], UPPER_BOUNDS[range_index]))
+
+
+def degrade(img: np.ndarray, side: int, out_size: int) -> np.ndarray:
+    """The paper's low-resolution synthesis of a square (S, S, C) uint8 crop: shrink it to ``side`` px
+    (area averaging), enlarge to ``out_size`` (bicubic). ``side >= S`` just resizes to ``out_size``."""
+    if side < img.shape[0]:
+        img = resize_square(img, side)
+    return resize_square(img, out_size)

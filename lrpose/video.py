@@ -25,7 +25,7 @@ import torch
 from lrpose.body import BodyModel
 from lrpose.crops import cut_square, square_from_box
 from lrpose.estimate import focal_for
-from lrpose.export import atomic_write_bytes, save_npz, save_obj
+from lrpose.files import atomic_write_bytes, save_npz, save_obj
 from lrpose.geometry import axis_angle_to_rotmat
 from lrpose.io import FrameSource, VideoWriter
 from lrpose.pipeline import Pipeline, StageTimer

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from lrpose.export import atomic_torch_save
+from lrpose.files import atomic_torch_save
 from lrpose.models.checkpoint import read_weights_only
 
 

@@ -18,7 +18,7 @@ import torch
 from lrpose import assets
 from lrpose.body import BodyModel
 from lrpose.crops import resize_square
-from lrpose.export import save_png
+from lrpose.files import save_png
 from lrpose.render import project_to_screen, rasterize, shade
 
 # dominant joint -> colour (shirt, trousers, skin, shoes, hair)

@@ -15,7 +15,8 @@ import math
 import torch
 from torch import nn
 
-NUM_RANGES = 5
+from lrpose.resolution import NUM_RANGES
+
 STAGES = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}
 
 

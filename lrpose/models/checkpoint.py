@@ -1,90 +1,70 @@
-"""Self-describing RSC-Net checkpoints, and strict import of the official RSC-Net and SPIN files.
+"""THE one place that reads and writes network files: RSC-Net, temporal module, texture network.
 
-Our format (``torch.save`` of a plain dict, saved atomically)::
+Our format (``torch.save`` of a plain dict, written atomically)::
 
-    {"format": "lrpose.rscnet", "format_version": 1, "config": {...RSCNetConfig...},
-     "state_dict": {...}, "body_id": "standin-anny:...", "mean_params": "standin_mean_params.npz",
-     "trained": True, "meta": {...}}
+    {"format": "lrpose.rscnet" | "lrpose.temporal" | "lrpose.texture", "format_version": 1,
+     "config": {...}, "state_dict": {...}, "body_id": "standin-anny:...", "trained": True,
+     "mean_params": "standin_mean_params.npz",   # RSC-Net and temporal module
+     "rscnet_id": "lrpose_rscnet.pt:78e7131d09",  # temporal module: the RSC-Net whose features it reads
+     "meta": {...}, "train_state": {...}}         # train_state (step, optimizer, RNG, ...) only in run checkpoints
 
-Imports (a bare state dict or ``{"model": state_dict, ...}``):
-- official RSC-Net (``RSC-Net.pt``): ResNet-50 keys ``layer1.hmr_layer.0.conv1.weight``, alphas
-  ``layer1.alphas.3`` (n_blocks,1,1,1,1), ``layer4_mlp.{0,2}``, SPIN's regressor keys;
-- SPIN (``model_checkpoint.pt``): plain ResNet-50 keys ``layer1.0.conv1.weight`` + regressor; alphas
-  are set to 1 and the projection head (training-only) keeps its initialisation.
-Keys must match exactly: a missing or unexpected key is an error that lists them (only
-BatchNorm's ``num_batches_tracked`` counters may be absent). Every file is read with
-``torch.load(weights_only=True)``: a checkpoint carrying pickled code is refused.
+RSC-Net files may also be the official release or SPIN's (detected by their keys, renamed by
+``lrpose.models.official``; SPIN gets alpha = 1). Keys must match exactly: a missing or unexpected
+key is an error that lists them (only BatchNorm's ``num_batches_tracked`` may be absent). Every
+file is read with ``torch.load(weights_only=True)``: a checkpoint carrying pickled code is refused.
+
+``find_*`` choose the network an inference command uses: the given file (must exist), else the
+one the asset resolver finds, else (RSC-Net, texture) an UNTRAINED seeded network flagged
+``trained=False``, which callers must announce loudly.
 """
 
 from __future__ import annotations
 
 import pickle
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from lrpose.assets import file_digest
-from lrpose.errors import AssetFormatError
-from lrpose.export import atomic_torch_save
-from lrpose.models.regressor import MeanParams
+from lrpose import assets
+from lrpose.errors import AssetFormatError, InputError
+from lrpose.files import atomic_torch_save
+from lrpose.models.official import from_official_key, spin_to_official_key
+from lrpose.models.regressor import MeanParams, load_mean_params
 from lrpose.models.rscnet import RSCNet, RSCNetConfig
 from lrpose.models.temporal import TemporalConfig, TemporalModule
+from lrpose.models.texture import TexGlo, TexGloConfig
 
-FORMAT = "lrpose.rscnet"
+if TYPE_CHECKING:
+    from lrpose.body import BodyModel
+
 FORMAT_VERSION = 1
-_REGRESSOR_KEYS = ("fc1.", "fc2.", "decpose.", "deccam.", "decshape.", "init_pose", "init_shape", "init_cam")
+FORMATS = {RSCNet: "lrpose.rscnet", TemporalModule: "lrpose.temporal", TexGlo: "lrpose.texture"}
+UNTRAINED_SEED = 0
+UNTRAINED_ID = f"untrained(seed={UNTRAINED_SEED})"
 
 
 @dataclass(frozen=True)
-class CheckpointInfo:
-    """What a loaded model is."""
+class NetInfo:
+    """What a loaded network is; recorded in every output it produces."""
 
     checkpoint_id: str
-    """File name and content digest, or 'untrained'; recorded in every output."""
+    """``file name:content digest``, or ``untrained(seed=0)``."""
     kind: str
+    """'rscnet', 'temporal' or 'texture'."""
+    source: str
     """'lrpose', 'official-rscnet', 'spin' or 'untrained'."""
     trained: bool
     body_id: str | None
     """Body the weights were trained with ('smpl' for official/SPIN files), None if unknown."""
-    config: RSCNetConfig
+    parent_id: str | None = None
+    """Temporal module: the RSC-Net checkpoint whose features phi it was trained on (it only fits that one)."""
 
 
 def same_weights(id_a: str, id_b: str) -> bool:
     """Whether two checkpoint ids (``name:digest``) are the same file contents (names may differ)."""
     return id_a.split(":")[-1] == id_b.split(":")[-1]
-
-
-def to_official_key(key: str) -> str:
-    """Our parameter name -> the official RSC-Net release's name."""
-    if key.startswith("backbone."):
-        return key[len("backbone.") :]
-    if key.startswith("projection."):
-        return "layer4_mlp." + key[len("projection.") :]
-    if key.startswith("regressor."):
-        return key[len("regressor.") :]
-    raise KeyError(key)
-
-
-def from_official_key(key: str) -> str:
-    """The official RSC-Net release's name -> ours."""
-    if key.startswith("layer4_mlp."):
-        return "projection." + key[len("layer4_mlp.") :]
-    if key.startswith(_REGRESSOR_KEYS):
-        return "regressor." + key
-    return "backbone." + key
-
-
-def spin_to_official_key(key: str) -> str:
-    """SPIN's plain ResNet name (``layer1.0.conv1``) -> the official RSC-Net name (``layer1.hmr_layer.0.conv1``)."""
-    return re.sub(r"^(layer[1-4])\.(\d+)\.", r"\1.hmr_layer.\2.", key)
-
-
-def official_state_dict(model: RSCNet) -> dict[str, torch.Tensor]:
-    """The model's weights under the official RSC-Net names (for export and tests)."""
-    return {to_official_key(k): v for k, v in model.state_dict().items()}
 
 
 def read_weights_only(path: Path) -> Any:
@@ -96,6 +76,10 @@ def read_weights_only(path: Path) -> Any:
         raise AssetFormatError(f"{path}: refused or unreadable checkpoint (only plain tensors are loaded): {first}") from None
     except FileNotFoundError:
         raise AssetFormatError(f"{path} does not exist") from None
+
+
+def _ident(path: Path) -> str:
+    return f"{path.name}:{assets.file_digest(path)}"
 
 
 def _mean_from_state(sd: dict[str, torch.Tensor], source: str) -> MeanParams:
@@ -127,119 +111,178 @@ def _load_strict(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path
     model.load_state_dict(merged, strict=True)
 
 
-def _build_ours(obj: dict, path: Path, config_cls: type, module_cls: type) -> torch.nn.Module:
-    """Model of one of our self-describing checkpoints: version check, config, strict state."""
+def _read_ours(path: Path, module_cls: type) -> tuple[torch.nn.Module, dict]:
+    """(module in eval mode, the file's dict) of one of our checkpoints of ``module_cls``'s format."""
+    obj = read_weights_only(path)
+    fmt = FORMATS[module_cls]
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise AssetFormatError(f"{path} is not an lrpose {fmt.split('.')[1]} checkpoint")
     if obj.get("format_version") != FORMAT_VERSION:
         raise AssetFormatError(
             f"{path}: checkpoint format version {obj.get('format_version')} is not supported (expected {FORMAT_VERSION})"
         )
+    config_cls = {RSCNet: RSCNetConfig, TemporalModule: TemporalConfig, TexGlo: TexGloConfig}[module_cls]
     try:
         config = config_cls(**obj["config"])
-    except TypeError as e:
+    except (TypeError, KeyError) as e:
         raise AssetFormatError(f"{path}: bad model config in checkpoint: {e}") from None
     sd = obj["state_dict"]
-    model = module_cls(config, _mean_from_state({k.removeprefix("regressor."): v for k, v in sd.items()}, str(obj.get("mean_params"))))
-    _load_strict(model, sd, path)
-    return model
+    if module_cls is TexGlo:
+        module = TexGlo(config)
+    else:
+        regressor = {k.removeprefix("regressor."): v for k, v in sd.items()}
+        module = module_cls(config, _mean_from_state(regressor, str(obj.get("mean_params"))))
+    _load_strict(module, sd, path)
+    return module.eval(), obj
 
 
-def save_checkpoint(
+def save(
     path: Path,
-    model: RSCNet,
-    body_id: str,
+    module: RSCNet | TemporalModule | TexGlo,
+    body_id: str | None,
     trained: bool = True,
+    parent_id: str | None = None,
     meta: dict[str, Any] | None = None,
     train_state: dict[str, Any] | None = None,
 ) -> None:
-    """Write our self-describing checkpoint atomically (temp file in the same folder + rename).
+    """Write ``module`` as our self-describing checkpoint, atomically (temp file + rename).
 
-    ``train_state`` (optimizer, step, queue, ...; plain tensors and numbers) makes it resumable.
+    ``parent_id``: for a temporal module, the RSC-Net checkpoint id it belongs to. ``train_state``
+    (step, optimizer, RNG, config, ...; plain tensors and numbers) makes the file resumable.
     """
-    path = Path(path)
-    payload = {
-        "format": FORMAT,
+    payload: dict[str, Any] = {
+        "format": FORMATS[type(module)],
         "format_version": FORMAT_VERSION,
-        "config": model.config.to_dict(),
-        "state_dict": model.state_dict(),
+        "config": module.config.to_dict(),
+        "state_dict": module.state_dict(),
         "body_id": body_id,
-        "mean_params": model.mean_params_source,
         "trained": bool(trained),
         "meta": dict(meta or {}),
     }
+    if hasattr(module, "mean_params_source"):
+        payload["mean_params"] = module.mean_params_source
+    if parent_id is not None:
+        payload["rscnet_id"] = parent_id
     if train_state is not None:
         payload["train_state"] = train_state
-    atomic_torch_save(path, payload)
+    atomic_torch_save(Path(path), payload)
 
 
 def load_train_state(path: Path) -> dict[str, Any]:
-    """The training state stored in one of our checkpoints (for resuming)."""
+    """The training state stored in one of our run checkpoints (for resuming)."""
     obj = read_weights_only(Path(path))
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT or "train_state" not in obj:
+    if not isinstance(obj, dict) or obj.get("format") not in FORMATS.values():
+        raise AssetFormatError(f"{path} is not an lrpose checkpoint")
+    state = obj.get("train_state")
+    if state is None and isinstance(obj.get("meta"), dict) and "optimizer" in obj["meta"]:
+        state = obj["meta"]  # temporal runs before 0.3 kept their state under "meta"
+    if not isinstance(state, dict):
         raise AssetFormatError(f"{path} is not a resumable lrpose training checkpoint")
-    return obj["train_state"]
+    return state
 
 
-def load_checkpoint(path: Path) -> tuple[RSCNet, CheckpointInfo]:
+def load_rscnet(path: Path) -> tuple[RSCNet, NetInfo]:
     """Load ours, an official RSC-Net or a SPIN checkpoint (detected by its keys) into an RSCNet in eval mode."""
     path = Path(path)
     obj = read_weights_only(path)
-    ident = f"{path.name}:{file_digest(path)}"
-    if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        model = _build_ours(obj, path, RSCNetConfig, RSCNet)
-        return model.eval(), CheckpointInfo(ident, "lrpose", bool(obj.get("trained", False)), obj.get("body_id"), model.config)
+    if isinstance(obj, dict) and obj.get("format") == FORMATS[RSCNet]:
+        model, obj = _read_ours(path, RSCNet)
+        return model, NetInfo(_ident(path), "rscnet", "lrpose", bool(obj.get("trained", False)), obj.get("body_id"))
     sd = obj.get("model", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise AssetFormatError(f"{path}: not an lrpose, RSC-Net or SPIN checkpoint (no state dict of tensors found)")
     config = RSCNetConfig(depth=50, input_size=224)
     if any(".hmr_layer." in k for k in sd):
-        kind, ours, allowed = "official-rscnet", {from_official_key(k): v for k, v in sd.items()}, set()
+        source, ours, allowed = "official-rscnet", {from_official_key(k): v for k, v in sd.items()}, set()
     elif "layer1.0.conv1.weight" in sd:
-        kind = "spin"
+        source = "spin"
         ours = {from_official_key(spin_to_official_key(k)): v for k, v in sd.items()}
         allowed = {k for k in RSCNet(config, _mean_from_state(sd, "spin")).state_dict() if ".alphas." in k or k.startswith("projection.")}
     else:
         raise AssetFormatError(f"{path}: state dict has neither RSC-Net (layer1.hmr_layer.*) nor SPIN (layer1.0.*) backbone keys")
-    model = RSCNet(config, _mean_from_state(sd, kind))
+    model = RSCNet(config, _mean_from_state(sd, source))
     _load_strict(model, ours, path, allowed)
-    return model.eval(), CheckpointInfo(ident, kind, True, "smpl", config)
+    return model.eval(), NetInfo(_ident(path), "rscnet", source, True, "smpl")
 
 
-TEMPORAL_FORMAT = "lrpose.temporal"
+def load_temporal(path: Path) -> tuple[TemporalModule, NetInfo]:
+    """Load a temporal module checkpoint (weights only, keys checked strictly) in eval mode."""
+    module, obj = _read_ours(Path(path), TemporalModule)
+    info = NetInfo(_ident(Path(path)), "temporal", "lrpose", bool(obj.get("trained", False)), obj.get("body_id"), str(obj.get("rscnet_id")))
+    return module, info
+
+
+def load_texture(path: Path) -> tuple[TexGlo, NetInfo]:
+    """Load a texture network checkpoint (weights only, keys checked strictly) in eval mode."""
+    net, obj = _read_ours(Path(path), TexGlo)
+    return net, NetInfo(_ident(Path(path)), "texture", "lrpose", bool(obj.get("trained", False)), obj.get("body_id"))
+
+
+def default_mean_params(body: BodyModel) -> MeanParams:
+    """SPIN's mean parameters for the real SMPL when present, else the stand-in's shipped ones."""
+    if body.name == "smpl":
+        spin = assets.locate("smpl_mean_params").path
+        if spin is not None:
+            return load_mean_params(spin)
+    return load_mean_params(assets.resolve("standin_mean_params"))
+
+
+def _find(key: str, weights: Path | None) -> Path | None:
+    return assets.resolve(key, weights) if weights is not None else assets.locate(key).path
+
+
+def find_rscnet(weights: Path | None, body: BodyModel) -> tuple[RSCNet, NetInfo]:
+    """The RSC-Net to use: ``weights`` if given (must exist), else the one the resolver finds, else an
+    UNTRAINED model (seeded, ``trained=False``; callers must warn loudly)."""
+    path = _find("rscnet", weights)
+    if path is not None:
+        return load_rscnet(path)
+    torch.manual_seed(UNTRAINED_SEED)
+    model = RSCNet(RSCNetConfig(), default_mean_params(body))
+    return model.eval(), NetInfo(UNTRAINED_ID, "rscnet", "untrained", False, None)
+
+
+def find_texture(weights: Path | None) -> tuple[TexGlo, NetInfo]:
+    """The texture network: ``weights``, else the resolver's, else an UNTRAINED seeded one (``trained=False``)."""
+    path = _find("texture", weights)
+    if path is not None:
+        return load_texture(path)
+    torch.manual_seed(UNTRAINED_SEED)
+    return TexGlo(TexGloConfig()).eval(), NetInfo(UNTRAINED_ID, "texture", "untrained", False, None)
+
+
+def temporal_mismatch(module: TemporalModule, info: NetInfo, rscnet: RSCNet, rscnet_info: NetInfo) -> str | None:
+    """Why a temporal module does not fit an RSC-Net (None when it does): it reads the features phi
+    of the one RSC-Net it was trained on, so the file contents must be the same."""
+    if same_weights(str(info.parent_id), rscnet_info.checkpoint_id) and module.config.feat_dim == rscnet.feature_dim:
+        return None
+    return f"{info.checkpoint_id.split(':')[0]} was trained on the features of {info.parent_id}, not of {rscnet_info.checkpoint_id}"
 
 
 @dataclass(frozen=True)
-class TemporalInfo:
-    """What a loaded temporal module is."""
+class TemporalChoice:
+    """The temporal module a video run uses (``module`` None: per-frame results)."""
 
-    checkpoint_id: str
-    rscnet_id: str
-    """Checkpoint id of the RSC-Net whose features phi it was trained on (it only fits that one)."""
-    trained: bool
-
-
-def save_temporal(path: Path, module: TemporalModule, rscnet_id: str, trained: bool = True, meta: dict[str, Any] | None = None) -> None:
-    """Self-describing temporal checkpoint (atomic): config, state, and the RSC-Net it belongs to."""
-    atomic_torch_save(
-        Path(path),
-        {
-            "format": TEMPORAL_FORMAT,
-            "format_version": FORMAT_VERSION,
-            "config": module.config.to_dict(),
-            "state_dict": module.state_dict(),
-            "mean_params": module.mean_params_source,
-            "rscnet_id": rscnet_id,
-            "trained": bool(trained),
-            "meta": dict(meta or {}),
-        },
-    )
+    module: TemporalModule | None
+    info: NetInfo | None
+    line: str
+    """What runs, for the console and the outputs' ``temporal`` field."""
+    note: str | None = None
+    """Set when a found module was switched off because it belongs to another RSC-Net."""
 
 
-def load_temporal(path: Path) -> tuple[TemporalModule, TemporalInfo]:
-    """Load a temporal module checkpoint (weights only, keys checked strictly) in eval mode."""
-    path = Path(path)
-    obj = read_weights_only(path)
-    if not isinstance(obj, dict) or obj.get("format") != TEMPORAL_FORMAT:
-        raise AssetFormatError(f"{path} is not an lrpose temporal-module checkpoint")
-    module = _build_ours(obj, path, TemporalConfig, TemporalModule)
-    info = TemporalInfo(f"{path.name}:{file_digest(path)}", str(obj.get("rscnet_id")), bool(obj.get("trained", False)))
-    return module.eval(), info
+def find_temporal(weights: Path | None, rscnet: RSCNet, rscnet_info: NetInfo, enabled: bool = True) -> TemporalChoice:
+    """The temporal module for ``rscnet``: ``weights`` (must exist and fit: else InputError), else the
+    resolver's when it fits (else off, with a note), else none."""
+    if not enabled:
+        return TemporalChoice(None, None, "off (--no-temporal): per-frame results")
+    path = _find("temporal", weights)
+    if path is None:
+        return TemporalChoice(None, None, "off (no temporal checkpoint found): per-frame results")
+    module, info = load_temporal(path)
+    why = temporal_mismatch(module, info, rscnet, rscnet_info)
+    if why is not None:
+        if weights is not None:
+            raise InputError(f"--temporal-weights: {why}; train one for this RSC-Net with 'lrpose train temporal'")
+        return TemporalChoice(None, None, f"off ({why})", f"temporal module off: {why} (per-frame results)")
+    return TemporalChoice(module, info, f"GRU {info.checkpoint_id}" + ("" if info.trained else " (UNTRAINED)"))

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from lrpose.geometry import rot6d_to_rotmat
-from lrpose.models.backbone import NUM_RANGES, ResolutionAwareResNet
+from lrpose.models.backbone import ResolutionAwareResNet
 from lrpose.models.regressor import IterativeRegressor, MeanParams
+from lrpose.resolution import NUM_RANGES
 
 
 @dataclass(frozen=True)

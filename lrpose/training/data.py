@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from lrpose.crops import SquareCrop, apply_affine, cut_square, normalize, resize_square
 from lrpose.errors import InputError
 from lrpose.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
-from lrpose.resolution import sample_size
+from lrpose.resolution import degrade, sample_size
 
 HR = 224
 # SPIN's left/right permutations
@@ -198,14 +198,6 @@ def augment(s: Sample, rng: np.random.Generator, cfg: AugmentConfig) -> Sample:
     return Sample(img.clip(0, 255).astype(np.uint8), part, s3, pose, s.betas, s.has_smpl, s.has_3d)
 
 
-def degrade(img: np.ndarray, side: int, out_size: int) -> np.ndarray:
-    """The paper's low-resolution synthesis: shrink the HR crop to ``side`` px (area), enlarge to
-    ``out_size`` (bicubic). ``side >= HR`` just resizes to ``out_size``."""
-    if side < img.shape[0]:
-        img = resize_square(img, side)
-    return resize_square(img, out_size)
-
-
 def to_tensors(s: Sample, views: list[np.ndarray]) -> dict[str, torch.Tensor]:
     part = s.part.copy()
     part[:, :2] = (part[:, :2] + 0.5) * 2.0 / HR - 1.0  # crop pixels -> [-1, 1] (edges at -0.5, HR - 0.5)
@@ -251,11 +243,6 @@ class StepBatches(Dataset):
         batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
         batch["ranges"] = torch.tensor(ranges)
         return batch
-
-
-def eval_views(s: Sample, sides: list[int], out_size: int) -> list[np.ndarray]:
-    """Evaluation inputs: the HR crop degraded to each side exactly (no augmentation)."""
-    return [degrade(s.image, side, out_size) for side in sides]
 
 
 def progressive_ranges(step: int, total_steps: int, num_ranges: int, progressive: bool) -> list[int]:

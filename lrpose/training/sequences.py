@@ -18,11 +18,10 @@ import torch
 
 from lrpose.crops import apply_affine, cut_square, invert_affine, normalize, square_from_box
 from lrpose.errors import InputError
-from lrpose.export import save_npz
+from lrpose.files import save_npz
 from lrpose.io import FrameSource
 from lrpose.models.rscnet import RSCNet
-from lrpose.resolution import sample_size, select_range
-from lrpose.training.data import degrade
+from lrpose.resolution import degrade, sample_size, select_range
 
 FORMAT = "lrpose.sequences"
 

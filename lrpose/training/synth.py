@@ -27,7 +27,7 @@ import torch
 from lrpose.body import SPIN_J24_NAMES
 from lrpose.config import BodyConfig
 from lrpose.errors import InputError
-from lrpose.export import atomic_write_bytes, save_npz, save_png
+from lrpose.files import atomic_write_bytes, save_npz, save_png
 from lrpose.io import VideoWriter
 from lrpose.training.appearance import background, list_backgrounds, sample_lighting
 from lrpose.training.poses import load_pose_file, motion_pose, sample_motion, sample_static_pose
@@ -45,7 +45,6 @@ from lrpose.training.scene import (
     sample_person,
 )
 
-CROP_FOCAL_PX = 5000.0  # SPIN's focal length for 224 crops
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ def make_crops_shard(cfg: SynthConfig, body_cfg: BodyConfig, shard: int) -> dict
     body_pose = np.stack([_body_pose(rng, user) for _ in range(count)])
     roots = np.stack([_crop_root(rng) for _ in range(count)])
     posed0 = pose_in_camera(ctx, np.stack([p.betas for p in people]), body_pose, roots, np.zeros((count, 3)))
-    s, f = cfg.crop_size, CROP_FOCAL_PX
+    s, f = cfg.crop_size, SPIN_FOCAL_PX
     center = np.array([s / 2 - 0.5, s / 2 - 0.5])
     out: dict[str, list] = {k: [] for k in ("images", "mask", "S", "part", "cam", "trans")}
     for i in range(count):

@@ -26,14 +26,13 @@ from lrpose.assets import file_digest
 from lrpose.body import BodyModel
 from lrpose.crops import normalize, resize_square
 from lrpose.errors import AssetFormatError, InputError
-from lrpose.export import atomic_torch_save
+from lrpose.files import atomic_torch_save
 from lrpose.models.checkpoint import read_weights_only, spin_to_official_key
 from lrpose.models.texture import TexGlo, TexGloConfig
 from lrpose.render import Fragments, project_to_screen, rasterize, sample_texture, texel_visibility
 from lrpose.training.data import CropShards
 
 FORMAT = "lrpose.texture"
-CROP_FOCAL_PX = 5000.0
 
 
 class TextureCrops(Dataset):
@@ -96,14 +95,14 @@ class RSCNetMeshes(Dataset):
 
     @torch.no_grad()
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        from lrpose.geometry import crop_cam_to_translation, rotmat_to_axis_angle
+        from lrpose.geometry import SPIN_FOCAL_PX, crop_cam_to_translation, rotmat_to_axis_angle
 
         item = dict(self.data[i])
         hr = resize_square(item["images"], 224)
         out = self.model(normalize(resize_square(hr, self.model.config.input_size))[None], 0)
         item["pose"] = rotmat_to_axis_angle(out.rotmats[0]).reshape(72).numpy()
         item["betas"] = out.betas[0].numpy()
-        item["trans"] = crop_cam_to_translation(out.cam, CROP_FOCAL_PX, float(item["images"].shape[0]))[0].numpy()
+        item["trans"] = crop_cam_to_translation(out.cam, SPIN_FOCAL_PX, float(item["images"].shape[0]))[0].numpy()
         return item
 
 
@@ -128,7 +127,7 @@ def prepare(samples: list[dict], body: BodyModel, render_size: int, tex_size: in
     trans = torch.from_numpy(np.stack([s["trans"] for s in samples])).float()
     verts = body.forward_axis_angle(pose, betas, trans).vertices
     crop = samples[0]["images"].shape[0]
-    f = CROP_FOCAL_PX * render_size / crop
+    f = SPIN_FOCAL_PX * render_size / crop
     c = torch.tensor([[render_size / 2 - 0.5] * 2]).expand(len(samples), 2)
     frags = rasterize(project_to_screen(verts, torch.zeros_like(trans), f, c), body.faces, render_size, render_size)
     images = torch.from_numpy(np.stack([resize_square(s["images"], render_size) for s in samples])).float() / 255.0

@@ -1,5 +1,6 @@
-"""Writing results: every file is written to a temporary name in the same folder, then renamed,
-so an interrupted run never leaves a half-written output."""
+"""Atomic file writing: every file is written to a temporary name in the same folder, then renamed,
+so an interrupted run never leaves a half-written output. What the files hold is ``lrpose.results``'s
+(run outputs) and ``lrpose.models.checkpoint``'s (networks) business."""
 
 from __future__ import annotations
 
@@ -53,43 +54,6 @@ def save_png(path: Path, rgb: np.ndarray) -> None:
     if not ok:
         raise InputError(f"could not encode {path} as PNG")
     atomic_write_bytes(path, enc.tobytes())
-
-
-def save_obj(
-    path: Path,
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    uv: np.ndarray | None = None,
-    uv_faces: np.ndarray | None = None,
-    texture: np.ndarray | None = None,
-) -> list[Path]:
-    """Write a mesh as OBJ (+ MTL + PNG texture when ``uv``/``uv_faces``/``texture`` are given).
-
-    vertices (V, 3) metres, faces (F, 3) 0-based; uv (T, 2) in [0, 1] with v up, uv_faces (F, 3);
-    texture (H, W, 3) uint8 RGB. Faces are written ``f v/vt`` so the body's vertex order is kept;
-    the material's Kd is white so viewers show the texture unmodified. Returns the files written.
-    """
-    path = Path(path)
-    lines = [f"# lrpose mesh: {len(vertices)} vertices, {len(faces)} faces"]
-    files = [path]
-    textured = uv is not None and uv_faces is not None and texture is not None
-    if textured:
-        mtl, png = path.with_suffix(".mtl"), path.with_name(path.stem + "_texture.png")
-        lines.append(f"mtllib {mtl.name}")
-        lines.append("usemtl body")
-    lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in np.asarray(vertices, np.float64)]
-    if textured:
-        lines += [f"vt {u:.6f} {v:.6f}" for u, v in np.asarray(uv, np.float64)]
-        lines += [f"f {a + 1}/{ta + 1} {b + 1}/{tb + 1} {c + 1}/{tc + 1}" for (a, b, c), (ta, tb, tc) in zip(faces, uv_faces, strict=True)]
-    else:
-        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
-    if textured:
-        material = f"newmtl body\nKa 1.000 1.000 1.000\nKd 1.000 1.000 1.000\nKs 0.000 0.000 0.000\nd 1.0\nillum 1\nmap_Kd {png.name}\n"
-        save_png(png, texture)
-        atomic_write_bytes(mtl, material.encode())
-        files += [mtl, png]
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
-    return files
 
 
 def atomic_torch_save(path: Path, payload: dict) -> None:

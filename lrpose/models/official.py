@@ -1,0 +1,47 @@
+"""Parameter names of the official RSC-Net release and of SPIN, mapped to ours (pure functions).
+
+- official RSC-Net (``RSC-Net.pt``): ResNet-50 keys ``layer1.hmr_layer.0.conv1.weight``, alphas
+  ``layer1.alphas.3`` (n_blocks,1,1,1,1), ``layer4_mlp.{0,2}``, SPIN's regressor keys;
+- SPIN (``model_checkpoint.pt``): plain ResNet-50 keys ``layer1.0.conv1.weight`` + regressor.
+Reading the files is ``lrpose.models.checkpoint``'s job; this module only renames.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from lrpose.models.rscnet import RSCNet
+
+REGRESSOR_KEYS = ("fc1.", "fc2.", "decpose.", "deccam.", "decshape.", "init_pose", "init_shape", "init_cam")
+
+
+def to_official_key(key: str) -> str:
+    """Our parameter name -> the official RSC-Net release's name."""
+    if key.startswith("backbone."):
+        return key[len("backbone.") :]
+    if key.startswith("projection."):
+        return "layer4_mlp." + key[len("projection.") :]
+    if key.startswith("regressor."):
+        return key[len("regressor.") :]
+    raise KeyError(key)
+
+
+def from_official_key(key: str) -> str:
+    """The official RSC-Net release's name -> ours."""
+    if key.startswith("layer4_mlp."):
+        return "projection." + key[len("layer4_mlp.") :]
+    if key.startswith(REGRESSOR_KEYS):
+        return "regressor." + key
+    return "backbone." + key
+
+
+def spin_to_official_key(key: str) -> str:
+    """SPIN's plain ResNet name (``layer1.0.conv1``) -> the official RSC-Net name (``layer1.hmr_layer.0.conv1``)."""
+    return re.sub(r"^(layer[1-4])\.(\d+)\.", r"\1.hmr_layer.\2.", key)
+
+
+def official_state_dict(model: RSCNet) -> dict[str, torch.Tensor]:
+    """The model's weights under the official RSC-Net names (for export and tests)."""
+    return {to_official_key(k): v for k, v in model.state_dict().items()}
