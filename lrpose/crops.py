@@ -55,6 +55,19 @@ def validate_box(box_xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
     return box
 
 
+def parse_box(text: str | None, width: int, height: int) -> np.ndarray | None:
+    """``--box`` text ``x1,y1,x2,y2`` (pixels) -> a checked (4,) box for a ``width`` x ``height`` image; None stays None."""
+    if text is None:
+        return None
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != 4 or not (vals[2] > vals[0] and vals[3] > vals[1]):
+        raise InputError(f"--box must be x1,y1,x2,y2 with x2 > x1 and y2 > y1, got '{text}'")
+    return validate_box(np.array(vals), width, height)
+
+
 def square_from_box(box_xyxy: np.ndarray, scale: float = BOX_SCALE) -> SquareCrop:
     """Square around the box centre with side ``scale * max(w, h)`` (at least 1 px)."""
     x1, y1, x2, y2 = (float(v) for v in box_xyxy)

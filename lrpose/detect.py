@@ -196,6 +196,8 @@ def make_detector(
 ) -> tuple[Detector, str]:
     """The detector for ``kind`` (auto | yolo | hog; ``boxes`` overrides) and one line saying which
     detector runs and why (shown in the run summary)."""
+    if det_size < 32:
+        raise InputError(f"--det-size must be at least 32, got {det_size}")
     if boxes is not None:
         return BoxesFile(boxes), f"boxes from {boxes}"
     if kind not in ("auto", "yolo", "hog"):

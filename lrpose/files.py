@@ -63,3 +63,21 @@ def atomic_torch_save(path: Path, payload: dict) -> None:
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def save_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    import json
+
+    atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
+
+
+def save_csv(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write dict rows (the first row's keys as header) as CSV, atomically."""
+    import csv
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, list(records[0]))
+    writer.writeheader()
+    writer.writerows(records)
+    atomic_write_bytes(path, buf.getvalue().encode())

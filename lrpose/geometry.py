@@ -23,6 +23,11 @@ SPIN_FOCAL_PX = 5000.0
 SPIN_CROP_PX = 224.0
 
 
+def focal_for(width: int, height: int) -> float:
+    """Full-image focal length in pixels: SPIN's 5000 px at 224 px, scaled to the image's longer side."""
+    return SPIN_FOCAL_PX / SPIN_CROP_PX * max(width, height)
+
+
 def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
     """(..., 6) SPIN-layout 6D rotation -> (..., 3, 3) rotation matrix (Gram-Schmidt)."""
     m = x.reshape(*x.shape[:-1], 3, 2)

@@ -5,7 +5,8 @@
     -> body model -> ``FrameResult``
 
 Memory is bounded: at most ``batch_frames`` decoded frames are held, plus one GRU state per live
-track. Consumers (``lrpose.video``) write tracks and the overlay as results stream out.
+track. Consumers (``lrpose.video``) write tracks and the overlay as results stream out. The image
+command uses the same estimation step (``Pipeline.estimate_image``: one person, track 0, frame 0).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import numpy as np
 import torch
 
 from lrpose.body import BodyModel
-from lrpose.crops import crop_person
+from lrpose.crops import BOX_SCALE, SquareCrop, apply_affine, crop_person, validate_box
 from lrpose.detect import Detector
-from lrpose.estimate import body_geometry
+from lrpose.errors import InputError
+from lrpose.geometry import cam_crop_to_full, focal_for, rotmat_to_axis_angle, weak_perspective_project
 from lrpose.models.rscnet import RSCNet
 from lrpose.models.temporal import TemporalModule
 from lrpose.resolution import select_range
@@ -40,6 +42,15 @@ class PipelineConfig:
     """Frames a person may go undetected before the track ends (bridged by the tracker)."""
     batch_frames: int = 4
     """Frames whose crops go through RSC-Net in one batch."""
+
+    def __post_init__(self) -> None:
+        for name, value, low in (("det_stride", self.det_stride, 1), ("max_gap", self.max_gap, 0), ("batch_frames", self.batch_frames, 1)):
+            if value < low:
+                raise InputError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+        if self.max_gap < self.det_stride:
+            raise InputError(
+                f"--max-gap ({self.max_gap}) must be at least --det-stride ({self.det_stride}): one missed detection would end a track"
+            )
 
 
 class StageTimer:
@@ -68,26 +79,82 @@ class StageTimer:
 
 
 _END = object()
+Pending = tuple[Frame, list[TrackedBox], bool]
+"""A frame waiting for the estimation step: (frame, its tracked boxes, whether the detector ran)."""
 
 
 def _safe_box(box: np.ndarray) -> np.ndarray:
     """A predicted box can collapse: keep at least 2 px in each direction around its centre."""
+    if box[2] - box[0] >= 2.0 and box[3] - box[1] >= 2.0:
+        return box
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     w, h = max(float(box[2] - box[0]), 2.0), max(float(box[3] - box[1]), 2.0)
     return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)
 
 
+@dataclass(frozen=True)
+class BodyGeometry:
+    """Network outputs turned into posed bodies and cameras, (B, ...) numpy float32."""
+
+    pose: np.ndarray
+    """(B, 72) axis-angle."""
+    joints3d: np.ndarray
+    """(B, 24, 3) metres, camera-frame orientation, before translation."""
+    joints2d: np.ndarray
+    """(B, 24, 2) full-image pixels (weak perspective through each crop)."""
+    vertices: np.ndarray
+    """(B, V, 3) metres, before translation."""
+    trans: np.ndarray
+    """(B, 3) full-frame translation (metres) for ``focal_px`` and the image centre."""
+    orig_cam: np.ndarray
+    """(B, 4) VIBE's full-image weak-perspective camera ``[sx, sy, tx, ty]``."""
+    focal_px: float
+
+
+@torch.no_grad()
+def body_geometry(
+    body: BodyModel, rotmats: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor, squares: list[SquareCrop], input_size: int,
+    width: int, height: int,
+) -> BodyGeometry:  # fmt: skip
+    """Pose the body for (B, 24, 3, 3) ``rotmats``, (B, 10) ``betas`` and (B, 3) crop cameras of
+    people cropped by ``squares`` (network input ``input_size``) from a ``width`` x ``height`` image."""
+    posed = body(rotmats[:, 1:], rotmats[:, 0], betas)
+    s = input_size
+    # weak perspective in [-1, 1] crop units -> crop pixels (edges at -0.5 and S - 0.5) -> image pixels
+    uv = ((weak_perspective_project(posed.joints, cam) + 1.0) * s / 2.0 - 0.5).numpy()
+    joints2d = np.stack([apply_affine(sq.crop_to_image(s), p) for sq, p in zip(squares, uv, strict=True)]) if squares else uv
+    focal = focal_for(width, height)
+    # box centre and image centre both in edge convention (their difference is what matters)
+    center = torch.tensor([[sq.x0 + sq.side / 2.0, sq.y0 + sq.side / 2.0] for sq in squares]).reshape(-1, 2)
+    side = torch.tensor([float(sq.side) for sq in squares])
+    n = len(squares)
+    trans = cam_crop_to_full(cam, center, side, torch.tensor([[float(width), float(height)]]).expand(n, 2), torch.full((n,), focal))
+    sx, sy = cam[:, 0] * side / width, cam[:, 0] * side / height
+    tx = (center[:, 0] - width / 2.0) / (width / 2.0) / sx + cam[:, 1]
+    ty = (center[:, 1] - height / 2.0) / (height / 2.0) / sy + cam[:, 2]
+    return BodyGeometry(
+        pose=rotmat_to_axis_angle(rotmats).reshape(-1, 72).numpy(),
+        joints3d=posed.joints.numpy(),
+        joints2d=joints2d.astype(np.float32),
+        vertices=posed.vertices.numpy(),
+        trans=trans.numpy(),
+        orig_cam=torch.stack([sx, sy, tx, ty], 1).numpy(),
+        focal_px=focal,
+    )
+
+
 class Pipeline:
     """``Pipeline(model, body, detector, temporal, config).run(frames, fps) -> Iterator[FrameResult]``.
 
-    ``temporal`` None gives per-frame results (``--no-temporal``).
+    ``temporal`` None gives per-frame results (``--no-temporal``); ``detector`` may be None when
+    only ``estimate_image`` is used.
     """
 
     def __init__(
         self,
         model: RSCNet,
         body: BodyModel,
-        detector: Detector,
+        detector: Detector | None = None,
         temporal: TemporalModule | None = None,
         config: PipelineConfig | None = None,
         timer: StageTimer | None = None,
@@ -97,10 +164,11 @@ class Pipeline:
         self.timer = timer or StageTimer()
 
     def run(self, frames: Iterable[Frame], fps: float, tracker: Tracker | None = None) -> Iterator[FrameResult]:
+        """Every stage in one streaming loop; results come out in frame order."""
         cfg, timer = self.config, self.timer
         tracker = tracker or SortTracker(fps, cfg.max_gap)
         states: dict[int, torch.Tensor] = {}
-        pending: list[tuple[Frame, list[TrackedBox], bool]] = []
+        pending: list[Pending] = []
         for frame in timer.iterate("decode", frames):
             detected = frame.index % cfg.det_stride == 0
             with timer("detect"):
@@ -109,22 +177,31 @@ class Pipeline:
                 boxes = tracker.update(dets, frame.index)
             pending.append((frame, boxes, detected))
             if len(pending) >= cfg.batch_frames:
-                yield from self._estimate(pending, states)
+                yield from self.estimate(pending, states)
                 pending = []
         if pending:
-            yield from self._estimate(pending, states)
+            yield from self.estimate(pending, states)
+
+    def estimate_image(self, image: np.ndarray, box_xyxy: np.ndarray | None = None) -> PoseEstimate:
+        """One person in an (H, W, 3) uint8 RGB image, as track 0 of frame 0: the person in
+        ``box_xyxy`` (``[x1, y1, x2, y2]`` pixels, padded 1.2x), or the whole image as a person-centred crop."""
+        h, w = image.shape[:2]
+        if box_xyxy is None:
+            box, scale = np.array([0.0, 0.0, w, h]), 1.0
+        else:
+            box, scale = validate_box(box_xyxy, w, h), BOX_SCALE
+        pending = [(Frame(0, image, 0.0), [TrackedBox(0, 0, box, 1.0)], True)]
+        return next(self.estimate(pending, {}, scale)).people[0]
 
     @torch.no_grad()
-    def _estimate(self, pending: list[tuple[Frame, list[TrackedBox], bool]], states: dict[int, torch.Tensor]) -> Iterator[FrameResult]:
+    def estimate(self, pending: list[Pending], states: dict[int, torch.Tensor], scale: float = BOX_SCALE) -> Iterator[FrameResult]:
+        """The estimation step: crop + range -> RSC-Net -> temporal module (``states``: GRU state per
+        track, updated) -> body, for ``pending`` (frame, tracked boxes, detector ran) tuples."""
         timer, size = self.timer, self.model.config.input_size
         with timer("crop"):
-            pixels, squares, ranges = [], [], []
-            for frame, boxes, _ in pending:
-                for b in boxes:
-                    px, sq = crop_person(frame.image, _safe_box(b.box_xyxy), size)
-                    pixels.append(px)
-                    squares.append(sq)
-                    ranges.append(select_range(sq.side))
+            crops = [crop_person(frame.image, _safe_box(b.box_xyxy), size, scale) for frame, boxes, _ in pending for b in boxes]
+            pixels, squares = [c[0] for c in crops], [c[1] for c in crops]
+            ranges = [select_range(sq.side) for sq in squares]
         if not pixels:
             for frame, _, detected in pending:
                 states.clear()
@@ -135,36 +212,42 @@ class Pipeline:
         rotmats, betas, cam = out.rotmats, out.betas, out.cam
         if self.temporal is not None:
             with timer("temporal"):
-                rotmats, betas, cam = rotmats.clone(), betas.clone(), cam.clone()
-                start = 0
-                for _, boxes, _ in pending:
-                    ids = [b.track_id for b in boxes]
-                    for gone in set(states) - set(ids):
-                        del states[gone]
-                    if ids:
-                        rows = slice(start, start + len(ids))
-                        zero = torch.zeros(self.temporal.config.layers, 1, self.temporal.config.hidden)
-                        h0 = torch.cat([states.get(i, zero) for i in ids], 1)  # a new track starts from zeros
-                        t = self.temporal(out.features[rows][:, None], h0)
-                        rotmats[rows], betas[rows], cam[rows] = t.rotmats[:, 0], t.betas[:, 0], t.cam[:, 0]
-                        for k, i in enumerate(ids):
-                            states[i] = t.state[:, k : k + 1]
-                    start += len(ids)
+                rotmats, betas, cam = self._smooth(pending, states, out)
         with timer("body"):
             h, w = pending[0][0].image.shape[:2]
             g = body_geometry(self.body, rotmats, betas, cam, squares, size, w, h)
-        feats, betas_np, cam_np = out.features.numpy(), betas.numpy(), cam.numpy()
+        feats, rot_np, betas_np, cam_np = out.features.numpy(), rotmats.numpy(), betas.numpy(), cam.numpy()
         k = 0
         for frame, boxes, detected in pending:
             people = []
             for b in boxes:
                 people.append(
                     PoseEstimate(
-                        track_id=b.track_id, frame_index=frame.index, box_xyxy=b.box_xyxy, observed=b.observed,
-                        native_size=squares[k].side, range_index=ranges[k], pose=g.pose[k], betas=betas_np[k],
-                        pred_cam=cam_np[k], orig_cam=g.orig_cam[k], trans=g.trans[k], joints3d=g.joints3d[k],
-                        joints2d=g.joints2d[k], vertices=g.vertices[k], features=feats[k],
+                        track_id=b.track_id, frame_index=frame.index, box_xyxy=b.box_xyxy, observed=b.observed, crop=squares[k],
+                        range_index=ranges[k], pose=g.pose[k], rotmats=rot_np[k], betas=betas_np[k], pred_cam=cam_np[k],
+                        orig_cam=g.orig_cam[k], trans=g.trans[k], joints3d=g.joints3d[k], joints2d=g.joints2d[k],
+                        vertices=g.vertices[k], features=feats[k],
                     )
                 )  # fmt: skip
                 k += 1
             yield FrameResult(frame, people, detected)
+
+    def _smooth(self, pending: list[Pending], states: dict[int, torch.Tensor], out) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The temporal module, one frame at a time per track (online); a new track starts from zeros."""
+        rotmats, betas, cam = out.rotmats.clone(), out.betas.clone(), out.cam.clone()
+        cfg = self.temporal.config
+        start = 0
+        for _, boxes, _ in pending:
+            ids = [b.track_id for b in boxes]
+            for gone in set(states) - set(ids):
+                del states[gone]
+            if ids:
+                rows = slice(start, start + len(ids))
+                zero = torch.zeros(cfg.layers, 1, cfg.hidden)
+                h0 = torch.cat([states.get(i, zero) for i in ids], 1)
+                t = self.temporal(out.features[rows][:, None], h0)
+                rotmats[rows], betas[rows], cam[rows] = t.rotmats[:, 0], t.betas[:, 0], t.cam[:, 0]
+                for k, i in enumerate(ids):
+                    states[i] = t.state[:, k : k + 1]
+            start += len(ids)
+        return rotmats, betas, cam

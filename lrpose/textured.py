@@ -3,44 +3,25 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from lrpose import assets
 from lrpose.body import BodyModel
-from lrpose.crops import normalize, resize_square
-from lrpose.geometry import weak_perspective_project
+from lrpose.crops import normalize
+from lrpose.geometry import SPIN_FOCAL_PX, weak_perspective_project
 from lrpose.render import lambert, pixel_normals, project_to_screen, rasterize, sample_texture, texel_visibility
+from lrpose.resolution import degrade
 
 LOW_RES = 32  # the paper feeds 32 px person images (enlarged to the network input)
 FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 
 
-def load_texture_net(weights: Path | None):
-    """(network, checkpoint id, trained) from ``weights``, the resolver, or an UNTRAINED seeded network."""
-    from lrpose.models.texture import TexGlo, TexGloConfig
-    from lrpose.training.texture import load_texture_checkpoint
-
-    path = assets.resolve("texture", weights) if weights is not None else assets.locate("texture").path
-    if path is not None:
-        net, info = load_texture_checkpoint(path)
-        return net, info["checkpoint_id"], bool(info["trained"])
-    torch.manual_seed(0)
-    return TexGlo(TexGloConfig()).eval(), "untrained(seed=0)", False
-
-
 @torch.no_grad()
 def predict_texture(net, crop: np.ndarray) -> np.ndarray:
     """(T, T, 3) uint8 UV texture from a square person crop (H, W, 3) uint8 of any size."""
-    x = normalize(resize_square(resize_square(crop, LOW_RES), net.config.input_size))[None]
+    x = normalize(degrade(crop, LOW_RES, net.config.input_size))[None]
     return (net(x)[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-
-
-def upright_vertices(vertices_cam: np.ndarray) -> np.ndarray:
-    """Camera-frame (x right, y down, z forward) vertices -> y up, z towards the viewer (OBJ viewers)."""
-    return vertices_cam * np.array([1.0, -1.0, -1.0])
 
 
 @torch.no_grad()
@@ -56,7 +37,7 @@ def three_view(body: BodyModel, rotmats: np.ndarray, betas: np.ndarray, texture:
         v = out.vertices
         lo, hi = v[0].min(0).values, v[0].max(0).values
         centre, extent = (lo + hi) / 2, float((hi - lo)[:2].max())
-        focal = 5000.0
+        focal = SPIN_FOCAL_PX
         trans = torch.tensor([[-float(centre[0]), -float(centre[1]), focal * extent * 1.1 / size]])
         screen = project_to_screen(v, trans, focal, torch.tensor([[size / 2 - 0.5, size / 2 - 0.5]]))
         frags = rasterize(screen, body.faces, size, size)
@@ -108,18 +89,6 @@ class TextureFusion:
         seen_mean = self.seen_sum / np.maximum(self.seen_w, 1e-12)[..., None]
         fused = np.where(self.seen_w[..., None] > 0, seen_mean, all_mean)
         return fused.round().clip(0, 255).astype(np.uint8)
-
-
-def fuse_textures(textures: np.ndarray, visible: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """One texture for a track from per-frame predictions (see ``TextureFusion``).
-
-    textures (N, T, T, 3) uint8, visible (N, T, T) bool (texels seen in that frame, e.g. from
-    ``render.texel_visibility``), weights (N,) from ``frame_weight``.
-    """
-    fusion = TextureFusion(textures.shape[1])
-    for tex, vis, w in zip(textures, visible, np.asarray(weights, np.float64), strict=True):
-        fusion.add(tex, vis, float(w))
-    return fusion.result()
 
 
 @torch.no_grad()

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lrpose.crops import SquareCrop
+from lrpose.resolution import below_minimum
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -48,8 +51,9 @@ class TrackedBox:
 
 @dataclass(frozen=True)
 class PoseEstimate:
-    """One person in one frame (numpy, ready to save). Rotations are in the camera frame
-    (x right, y down, z forward); lengths in metres; 2D in full-image pixels."""
+    """One person in one frame (numpy; ``lrpose.results`` writes it). Rotations are in the camera
+    frame (x right, y down, z forward); lengths in metres; 2D in full-image pixels. The image
+    command returns the same record (track 0, frame 0)."""
 
     track_id: int
     frame_index: int
@@ -57,12 +61,14 @@ class PoseEstimate:
     """(4,) float32 tracked box."""
     observed: bool
     """False on frames the tracker bridged (person not detected, box predicted)."""
-    native_size: int
-    """Side of the square crop in source pixels."""
+    crop: SquareCrop
+    """The square fed to the network (``box_xyxy`` padded 1.2x, or the whole image for ``lrpose image``)."""
     range_index: int
     """Resolution range used (0..4)."""
     pose: np.ndarray
     """(72,) float32 axis-angle, root first."""
+    rotmats: np.ndarray
+    """(24, 3, 3) float32 joint rotations (the same pose as ``pose``)."""
     betas: np.ndarray
     """(10,) float32."""
     pred_cam: np.ndarray
@@ -79,6 +85,16 @@ class PoseEstimate:
     """(V, 3) float32 mesh, metres, before translation."""
     features: np.ndarray
     """(D,) pooled backbone feature phi (input of the temporal module)."""
+
+    @property
+    def native_size(self) -> int:
+        """Side of the square crop in source pixels (it picks the resolution range)."""
+        return self.crop.side
+
+    @property
+    def below_minimum(self) -> bool:
+        """The crop is smaller than the 24 px the model was trained for."""
+        return below_minimum(self.crop.side)
 
 
 @dataclass(frozen=True)

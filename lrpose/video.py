@@ -10,7 +10,6 @@ written last: its presence marks a finished video (``--resume`` skips it).
 from __future__ import annotations
 
 import ctypes
-import json
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -24,13 +23,13 @@ import torch
 
 from lrpose.body import BodyModel
 from lrpose.crops import cut_square, square_from_box
-from lrpose.estimate import focal_for
-from lrpose.files import atomic_write_bytes, save_npz, save_obj
-from lrpose.geometry import axis_angle_to_rotmat
+from lrpose.errors import InputError
+from lrpose.geometry import axis_angle_to_rotmat, focal_for
 from lrpose.io import FrameSource, VideoWriter
 from lrpose.pipeline import Pipeline, StageTimer
 from lrpose.render import render_overlay
-from lrpose.textured import TextureFusion, crop_visibility, frame_weight, predict_texture, upright_vertices
+from lrpose.results import RunInfo, RunSummary, TrackWriter, read_summary, save_textured_mesh
+from lrpose.textured import TextureFusion, crop_visibility, frame_weight, predict_texture
 from lrpose.types import FrameResult, PoseEstimate
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
@@ -53,16 +52,12 @@ class VideoOptions:
     texture_stride: int = 5
     """With a texture network: predict a texture on every k-th observed frame of a track."""
 
-
-@dataclass
-class RunInfo:
-    """What produced the results (recorded in every track file and the summary)."""
-
-    body_id: str
-    checkpoint_id: str
-    untrained: bool
-    detector: str
-    temporal: str
+    def __post_init__(self) -> None:
+        for name, value in (("--min-track", self.min_track), ("--texture-stride", self.texture_stride)):
+            if value < 1:
+                raise InputError(f"{name} must be at least 1, got {value}")
+        if self.render_backend not in ("auto", "gl", "torch"):
+            raise InputError(f"--render must be auto, gl or torch, not '{self.render_backend}'")
 
 
 def expand_sources(paths: list[Path]) -> list[Path]:
@@ -111,78 +106,11 @@ class TrackTextures:
     def end(self, track_id: int, folder: Path | None) -> None:
         """Write the track's textured mesh into ``folder`` (None: the track was dropped)."""
         fusion, best = self.fusions.pop(track_id, None), self.best.pop(track_id, None)
-        if folder is None or fusion is None:
-            return
-        b = self.body
-        save_obj(
-            folder / f"{track_id:04d}.obj", upright_vertices(best[1]), b.faces.numpy(), b.uv.numpy(), b.uv_faces.numpy(), fusion.result()
-        )
+        if folder is not None and fusion is not None:
+            save_textured_mesh(folder / f"{track_id:04d}.obj", self.body, best[1], fusion.result())
 
 
-class TrackStore:
-    """Accumulates each live track's per-frame arrays; writes ``tracks/<id>.npz`` when it ends."""
-
-    def __init__(self, folder: Path, min_track: int, save_verts: bool, meta: dict, textures: TrackTextures | None = None) -> None:
-        self.folder, self.min_track, self.save_verts, self.meta = folder, min_track, save_verts, meta
-        self.textures = textures
-        self.rows: dict[int, list[dict]] = {}
-        self.observed: Counter = Counter()
-        self.kept: dict[int, int] = {}
-        """track id -> last kept frame index (finished tracks that were written)."""
-        self.lengths: dict[int, int] = {}
-        self.ranges: Counter = Counter()
-        """person-frames of the kept tracks per resolution range."""
-        self.dropped = 0
-
-    def add(self, p: PoseEstimate, time_s: float, image: np.ndarray) -> None:
-        x1, y1, x2, y2 = (float(v) for v in p.box_xyxy)
-        row = {
-            "pred_cam": p.pred_cam, "orig_cam": p.orig_cam, "pose": p.pose, "betas": p.betas, "joints3d": p.joints3d,
-            "joints2d": p.joints2d, "bboxes": np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], np.float32),
-            "boxes_xyxy": p.box_xyxy, "frame_ids": p.frame_index, "time_s": time_s, "range_index": p.range_index,
-            "native_size": p.native_size, "trans": p.trans, "observed": p.observed,
-        }  # fmt: skip
-        if self.save_verts:
-            row["verts"] = p.vertices.astype(np.float32)
-        self.rows.setdefault(p.track_id, []).append(row)
-        self.observed[p.track_id] += int(p.observed)
-        if self.textures is not None:
-            self.textures.add(p, image)
-
-    def drawable(self, track_id: int, frame_index: int) -> bool:
-        """Whether a person belongs in the overlay at ``frame_index`` (its track is, or will be, kept)."""
-        if track_id in self.kept:
-            return frame_index <= self.kept[track_id]
-        return track_id in self.rows and self.observed[track_id] >= self.min_track
-
-    def end(self, track_id: int) -> None:
-        """The track ended: drop trailing bridged frames, then write it or drop it as too short."""
-        rows = self.rows.pop(track_id, [])
-        self.observed.pop(track_id, None)
-        while rows and not rows[-1]["observed"]:
-            rows.pop()
-        if sum(r["observed"] for r in rows) < self.min_track:
-            self.dropped += 1
-            if self.textures is not None:
-                self.textures.end(track_id, None)
-            return
-        arrays = {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
-        arrays["frame_ids"] = arrays["frame_ids"].astype(np.int32)
-        arrays["range_index"] = arrays["range_index"].astype(np.int8)
-        arrays["native_size"] = arrays["native_size"].astype(np.int32)
-        save_npz(self.folder / f"{track_id:04d}.npz", {**arrays, "track_id": track_id, **self.meta})
-        self.kept[track_id] = int(arrays["frame_ids"][-1])
-        self.ranges.update(arrays["range_index"].tolist())
-        if self.textures is not None:
-            self.textures.end(track_id, self.folder)
-        self.lengths[track_id] = len(rows)
-
-    def end_all(self) -> None:
-        for track_id in list(self.rows):
-            self.end(track_id)
-
-
-def _draw(result: FrameResult, store: TrackStore, faces: torch.Tensor, focal: float, backend: str) -> np.ndarray:
+def _draw(result: FrameResult, store: TrackWriter, faces: torch.Tensor, focal: float, backend: str) -> np.ndarray:
     people = [p for p in result.people if store.drawable(p.track_id, result.frame.index)]
     image = result.frame.image
     if not people:
@@ -216,15 +144,22 @@ def _even(image: np.ndarray) -> np.ndarray:
 
 def is_finished(folder: Path, source: Path) -> bool:
     """True when ``folder`` holds a finished run of ``source`` (same file size)."""
-    try:
-        summary = json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return summary.get("source_bytes") == _size(source)
+    summary = read_summary(folder)
+    return summary is not None and summary.source_bytes == _size(source)
 
 
 def _size(path: Path) -> int | None:
     return path.stat().st_size if path.is_file() else None
+
+
+def _fresh_folder(folder: Path) -> Path:
+    """``folder/tracks`` emptied of a previous run's results (a rerun replaces them) and no summary."""
+    tracks_dir = folder / "tracks"
+    tracks_dir.mkdir(parents=True, exist_ok=True)
+    for old in [*tracks_dir.glob("*.npz"), *tracks_dir.glob("*.obj"), *tracks_dir.glob("*.mtl"), *tracks_dir.glob("*.png")]:
+        old.unlink()
+    (folder / "summary.json").unlink(missing_ok=True)
+    return tracks_dir
 
 
 def process_video(
@@ -236,7 +171,7 @@ def process_video(
     options: VideoOptions,
     progress: Callable[[int, int, str], None] | None = None,
     texture_net=None,
-) -> dict:
+) -> RunSummary:
     """Run the pipeline on one source into ``folder``; returns the summary (also in summary.json).
 
     Raises InputError before writing anything when the source cannot be opened.
@@ -244,76 +179,81 @@ def process_video(
     t_start = time.perf_counter()
     source = FrameSource(source_path)
     timer = pipeline.timer = StageTimer()
-    tracks_dir = folder / "tracks"
-    tracks_dir.mkdir(parents=True, exist_ok=True)
-    for old in [*tracks_dir.glob("*.npz"), *tracks_dir.glob("*.obj"), *tracks_dir.glob("*.mtl"), *tracks_dir.glob("*.png")]:
-        old.unlink()  # a rerun replaces the previous results
-    (folder / "summary.json").unlink(missing_ok=True)
+    tracks_dir = _fresh_folder(folder)
     meta = {
         "fps": np.float32(source.fps), "image_size": np.array([source.width, source.height], np.int32),
-        "focal_px": np.float32(focal_for(source.width, source.height)), "body_model": info.body_id,
-        "checkpoint": info.checkpoint_id, "temporal": info.temporal, "untrained": info.untrained,
+        "focal_px": np.float32(focal_for(source.width, source.height)), **info.arrays(), "temporal": info.temporal,
     }  # fmt: skip
     textures = TrackTextures(texture_net, body, options.texture_stride) if texture_net is not None else None
-    store = TrackStore(tracks_dir, options.min_track, options.save_verts, meta, textures)
-    delay = options.min_track + pipeline.config.max_gap
-    queue: deque[FrameResult] = deque()
-    frames = 0
-    live: set[int] = set()
+    on_end = (lambda i, kept: textures.end(i, tracks_dir if kept else None)) if textures is not None else None
+    store = TrackWriter(tracks_dir, options.min_track, options.save_verts, meta, on_end)
     size = (source.width + source.width % 2, source.height + source.height % 2)
     writer = VideoWriter(folder / "overlay.mp4", source.fps, *size) if options.overlay else None
-    faces = body.faces
-    focal = float(meta["focal_px"])
-
-    def flush(result: FrameResult) -> None:
-        with timer("render"):
-            drawn = _draw(result, store, faces, focal, options.render_backend)
-        with timer("encode"):
-            writer.write(_even(drawn))
-
+    overlay = _Overlay(writer, store, body.faces, float(meta["focal_px"]), options, options.min_track + pipeline.config.max_gap, timer)
+    frames = 0
+    live: set[int] = set()
     with writer if writer is not None else nullcontext():
         for result in pipeline.run(source, source.fps):
             frames += 1
             with timer("write"):
                 ids = {p.track_id for p in result.people}
                 for p in result.people:
-                    store.add(p, result.frame.time_s, result.frame.image)
+                    store.add(p, result.frame.time_s)
+                    if textures is not None:
+                        textures.add(p, result.frame.image)
                 for gone in sorted(live - ids):
                     store.end(gone)
                 live = ids
-            if writer is not None:  # frames wait only for the overlay
-                queue.append(result)
-                while len(queue) > delay:
-                    flush(queue.popleft())
+            overlay.push(result)
             if frames % 100 == 0:
                 _trim_heap()
             if progress is not None:
                 progress(frames, max(source.frame_count, frames), f"{len(live)} people")
         with timer("write"):
             store.end_all()
-        while queue:
-            flush(queue.popleft())
-    total = time.perf_counter() - t_start
-    summary = {
-        "source": str(source_path),
-        "source_bytes": _size(source_path),
-        "frames": frames,
-        "fps": source.fps,
-        "width": source.width,
-        "height": source.height,
-        "people": len(store.kept),
-        "tracks": [{"id": i, "frames": store.lengths[i], "file": f"tracks/{i:04d}.npz"} for i in sorted(store.kept)],
-        "dropped_short_tracks": store.dropped,
-        "person_frames_per_range": {str(p): store.ranges.get(p, 0) for p in range(5)},
-        "detector": info.detector,
-        "temporal": info.temporal,
-        "checkpoint": info.checkpoint_id,
-        "body_model": info.body_id,
-        "untrained": info.untrained,
-        "seconds_per_stage": {k: round(v, 3) for k, v in sorted(timer.seconds.items())},
-        "seconds": round(total, 3),
-        "frames_per_second": round(frames / total, 2) if total > 0 else None,
-        "error": source.error,
-    }
-    atomic_write_bytes(folder / "summary.json", json.dumps(summary, indent=1).encode())
+        overlay.finish()
+    summary = _summary(source_path, source, frames, store, info, timer, time.perf_counter() - t_start)
+    summary.save(folder)
     return summary
+
+
+class _Overlay:
+    """overlay.mp4: frames wait ``delay`` frames (until it is known which tracks are kept), then are
+    drawn and encoded; with ``options.overlay`` off nothing is held or written."""
+
+    def __init__(self, writer: VideoWriter | None, store: TrackWriter, faces: torch.Tensor, focal: float, options: VideoOptions, delay: int,
+                 timer: StageTimer) -> None:  # fmt: skip
+        self.writer, self.store, self.faces, self.focal = writer, store, faces, focal
+        self.enabled, self.backend, self.delay, self.timer = writer is not None, options.render_backend, delay, timer
+        self.queue: deque[FrameResult] = deque()
+
+    def push(self, result: FrameResult) -> None:
+        if not self.enabled:
+            return
+        self.queue.append(result)
+        while len(self.queue) > self.delay:
+            self._flush(self.queue.popleft())
+
+    def finish(self) -> None:
+        while self.queue:
+            self._flush(self.queue.popleft())
+
+    def _flush(self, result: FrameResult) -> None:
+        with self.timer("render"):
+            drawn = _draw(result, self.store, self.faces, self.focal, self.backend)
+        with self.timer("encode"):
+            self.writer.write(_even(drawn))
+
+
+def _summary(source_path: Path, source: FrameSource, frames: int, store: TrackWriter, info: RunInfo, timer: StageTimer,
+             total: float) -> RunSummary:  # fmt: skip
+    return RunSummary(
+        source=str(source_path), source_bytes=_size(source_path), frames=frames, fps=source.fps, width=source.width,
+        height=source.height, people=len(store.kept),
+        tracks=[{"id": i, "frames": store.lengths[i], "file": f"tracks/{i:04d}.npz"} for i in sorted(store.kept)],
+        dropped_short_tracks=store.dropped, person_frames_per_range=RunSummary.ranges_histogram(store.ranges),
+        detector=info.detector, temporal=info.temporal, checkpoint=info.checkpoint_id, body_model=info.body_id,
+        untrained=info.untrained, seconds_per_stage={k: round(v, 3) for k, v in sorted(timer.seconds.items())},
+        seconds=round(total, 3), frames_per_second=round(frames / total, 2) if total > 0 else None, error=source.error,
+        texture=info.texture,
+    )  # fmt: skip

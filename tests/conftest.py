@@ -42,11 +42,11 @@ def without_shipped_networks(monkeypatch: pytest.MonkeyPatch, tmp_path):
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """A tiny trained-flagged RSC-Net checkpoint (ResNet-18 at 32 px, seeded random weights)."""
-    from lrpose.models.checkpoint import save_checkpoint
+    from lrpose.models.checkpoint import save
     from lrpose.models.rscnet import RSCNet, RSCNetConfig
     from tests.test_models import mean_params
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ck") / "tiny.pt"
-    save_checkpoint(path, RSCNet(RSCNetConfig(depth=18, input_size=32), mean_params()), "standin-anny:test", trained=True)
+    save(path, RSCNet(RSCNetConfig(depth=18, input_size=32), mean_params()), "standin-anny:test", trained=True)
     return path

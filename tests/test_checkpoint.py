@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from lrpose.errors import AssetFormatError
-from lrpose.models.checkpoint import load_checkpoint, official_state_dict, save_checkpoint
+from lrpose.models.checkpoint import load_rscnet, save
+from lrpose.models.official import official_state_dict
 from lrpose.models.rscnet import RSCNet, RSCNetConfig
 from tests.test_models import mean_params, randomise_bn
 
@@ -40,11 +41,11 @@ def test_own_format_round_trip(tmp_path):
     net = RSCNet(RSCNetConfig(depth=18, input_size=64), mean_params())
     randomise_bn(net)
     path = tmp_path / "ck" / "m.pt"
-    save_checkpoint(path, net, body_id="standin-anny:abc", trained=True, meta={"steps": 7})
+    save(path, net, body_id="standin-anny:abc", trained=True, meta={"steps": 7})
     assert [p.name for p in path.parent.iterdir()] == ["m.pt"]  # no temp files left
-    loaded, info = load_checkpoint(path)
-    assert info.kind == "lrpose" and info.trained and info.body_id == "standin-anny:abc"
-    assert info.config == net.config and info.checkpoint_id.startswith("m.pt:")
+    loaded, info = load_rscnet(path)
+    assert info.kind == "rscnet" and info.source == "lrpose" and info.trained and info.body_id == "standin-anny:abc"
+    assert loaded.config == net.config and info.checkpoint_id.startswith("m.pt:")
     assert_same_outputs(net, loaded, 64)
 
 
@@ -55,8 +56,8 @@ def test_official_rscnet_layout_loads_strictly(tmp_path, official_model, wrapped
     assert "layer4_mlp.2.weight" in sd and "decpose.weight" in sd and "init_pose" in sd
     path = tmp_path / "RSC-Net.pt"
     torch.save({"model": sd, "epoch": 3} if wrapped else sd, path)
-    loaded, info = load_checkpoint(path)
-    assert info.kind == "official-rscnet" and info.body_id == "smpl"
+    loaded, info = load_rscnet(path)
+    assert info.source == "official-rscnet" and info.body_id == "smpl"
     assert_same_outputs(official_model, loaded, 224, ranges=(0, 4))
 
 
@@ -72,8 +73,8 @@ def test_spin_layout_loads_with_unit_alphas(tmp_path, official_model):
     assert "layer1.0.conv1.weight" in spin
     path = tmp_path / "model_checkpoint.pt"
     torch.save({"model": spin, "optimizer": {"state": {}, "param_groups": []}}, path)
-    loaded, info = load_checkpoint(path)
-    assert info.kind == "spin"
+    loaded, info = load_rscnet(path)
+    assert info.source == "spin"
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         for p in (0, 3):  # every range is the plain network
@@ -86,7 +87,7 @@ def test_renamed_key_is_named_in_the_error(tmp_path, official_model):
     sd["layer2.hmr_layer.1.conv2.weightX"] = sd.pop("layer2.hmr_layer.1.conv2.weight")
     torch.save(sd, tmp_path / "bad.pt")
     with pytest.raises(AssetFormatError) as e:
-        load_checkpoint(tmp_path / "bad.pt")
+        load_rscnet(tmp_path / "bad.pt")
     msg = str(e.value)
     assert "missing 1 key(s): backbone.layer2.hmr_layer.1.conv2.weight" in msg
     assert "unexpected 1 key(s): backbone.layer2.hmr_layer.1.conv2.weightX" in msg
@@ -97,7 +98,7 @@ def test_wrong_shape_is_an_error(tmp_path, official_model):
     sd["decshape.bias"] = torch.zeros(11)
     torch.save(sd, tmp_path / "bad.pt")
     with pytest.raises(AssetFormatError, match="shapes do not match.*decshape.bias"):
-        load_checkpoint(tmp_path / "bad.pt")
+        load_rscnet(tmp_path / "bad.pt")
 
 
 class Payload:
@@ -109,17 +110,17 @@ def test_pickle_bearing_checkpoint_is_refused(tmp_path, capsys):
     net = RSCNet(RSCNetConfig(depth=18, input_size=64), mean_params())
     torch.save({"model": net.state_dict(), "evil": Payload()}, tmp_path / "evil.pt")
     with pytest.raises(AssetFormatError, match="refused or unreadable checkpoint"):
-        load_checkpoint(tmp_path / "evil.pt")
+        load_rscnet(tmp_path / "evil.pt")
     assert "pwned" not in capsys.readouterr().out
 
 
 def test_not_a_checkpoint(tmp_path):
     (tmp_path / "x.pt").write_bytes(b"not a zip")
     with pytest.raises(AssetFormatError):
-        load_checkpoint(tmp_path / "x.pt")
+        load_rscnet(tmp_path / "x.pt")
     torch.save({"a": 1}, tmp_path / "y.pt")
     with pytest.raises(AssetFormatError, match="no state dict"):
-        load_checkpoint(tmp_path / "y.pt")
+        load_rscnet(tmp_path / "y.pt")
 
 
 def test_export_tool_makes_a_float16_checkpoint_that_loads(tiny, tmp_path):
@@ -133,8 +134,8 @@ def test_export_tool_makes_a_float16_checkpoint_that_loads(tiny, tmp_path):
     assert r.returncode == 0, r.stderr
     raw = torch.load(out, weights_only=True)
     assert raw["state_dict"]["regressor.fc1.weight"].dtype == torch.float16 and raw["meta"]["note"] == "test"
-    a, _ = load_checkpoint(tiny)
-    b, info = load_checkpoint(out)
+    a, _ = load_rscnet(tiny)
+    b, info = load_rscnet(out)
     assert info.trained and next(b.parameters()).dtype == torch.float32
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():

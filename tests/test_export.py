@@ -8,7 +8,7 @@ import trimesh
 from scipy.spatial import cKDTree
 
 from lrpose.body import load_body
-from lrpose.files import save_obj
+from lrpose.results import save_obj
 
 
 def test_textured_obj_round_trip(tmp_path):

@@ -10,20 +10,21 @@ import pytest
 import torch
 
 from lrpose.cli import main
-from lrpose.models.checkpoint import save_checkpoint
+from lrpose.models.checkpoint import save
 from lrpose.models.rscnet import RSCNet, RSCNetConfig
 from tests.test_models import mean_params
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "person_64px.png"
-KEYS = {"pose", "betas", "rotmats", "pred_cam", "trans", "focal_px", "joints3d", "joints2d", "bbox", "range_index",
-        "native_size", "below_min_size", "body_model", "checkpoint", "untrained"}  # fmt: skip
+FRAME_KEYS = {"pred_cam", "orig_cam", "pose", "rotmats", "betas", "joints3d", "joints2d", "bboxes", "boxes_xyxy", "crop_xyxy",
+              "range_index", "native_size", "below_min_size", "trans", "observed"}  # fmt: skip
+KEYS = FRAME_KEYS | {"image_size", "focal_px", "body_model", "checkpoint", "untrained"}
 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ck") / "tiny.pt"
-    save_checkpoint(path, RSCNet(RSCNetConfig(depth=18, input_size=64), mean_params()), "standin-anny:test", trained=True)
+    save(path, RSCNet(RSCNetConfig(depth=18, input_size=64), mean_params()), "standin-anny:test", trained=True)
     return path
 
 

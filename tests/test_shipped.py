@@ -9,8 +9,7 @@ import torch
 
 from lrpose import assets
 from lrpose.cli import main
-from lrpose.models.checkpoint import load_checkpoint, load_temporal
-from lrpose.training.texture import load_texture_checkpoint
+from lrpose.models.checkpoint import load_rscnet, load_temporal, load_texture
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 EXAMPLE = WEIGHTS.parent / "examples" / "person_64px.png"
@@ -20,16 +19,16 @@ def test_shipped_files_are_small_trained_and_found_by_default():
     for name in ("lrpose_rscnet.pt", "lrpose_temporal.pt", "lrpose_texture.pt"):
         assert (WEIGHTS / name).stat().st_size < 30 * 2**20, name
     assert assets.locate("rscnet").path == WEIGHTS / "lrpose_rscnet.pt"
-    model, info = load_checkpoint(WEIGHTS / "lrpose_rscnet.pt")
+    model, info = load_rscnet(WEIGHTS / "lrpose_rscnet.pt")
     assert info.trained and info.body_id.startswith("standin-anny:") and model.config.depth == 18
-    net, tex = load_texture_checkpoint(WEIGHTS / "lrpose_texture.pt")
-    assert tex["trained"]
+    net, tex = load_texture(WEIGHTS / "lrpose_texture.pt")
+    assert tex.trained and tex.kind == "texture" and tex.body_id == info.body_id
 
 
 def test_shipped_temporal_module_reads_the_shipped_rscnet():
-    _, rscnet = load_checkpoint(WEIGHTS / "lrpose_rscnet.pt")
+    _, rscnet = load_rscnet(WEIGHTS / "lrpose_rscnet.pt")
     module, info = load_temporal(WEIGHTS / "lrpose_temporal.pt")
-    assert info.trained and info.rscnet_id.split(":")[-1] == rscnet.checkpoint_id.split(":")[-1]
+    assert info.trained and info.parent_id.split(":")[-1] == rscnet.checkpoint_id.split(":")[-1]
     assert module.config.feat_dim == 512 and module.config.hidden == 1024 and module.config.layers == 2
 
 

@@ -14,7 +14,7 @@ import torch
 from lrpose.assets import file_digest
 from lrpose.cli import main
 from lrpose.io import VideoWriter
-from lrpose.models.checkpoint import save_temporal
+from lrpose.models.checkpoint import load_rscnet, save
 from lrpose.models.temporal import TemporalModule
 
 W, H, FPS = 160, 120, 10
@@ -104,15 +104,13 @@ def test_det_stride_bridges_frames(clip, tiny, tmp_path):
 
 def test_temporal_module_changes_results_and_identity_init_does_not(clip, tiny, tmp_path):
     model_id = f"{tiny.name}:{file_digest(tiny)}"
-    from lrpose.models.checkpoint import load_checkpoint
-
-    rscnet, _ = load_checkpoint(tiny)
+    rscnet, _ = load_rscnet(tiny)
     identity = TemporalModule.from_rscnet(rscnet)
-    save_temporal(tmp_path / "identity.pt", identity, model_id)
+    save(tmp_path / "identity.pt", identity, None, parent_id=model_id)
     torch.manual_seed(1)
     smoothing = TemporalModule.from_rscnet(rscnet)
     torch.nn.init.normal_(smoothing.linear.weight, std=0.05)
-    save_temporal(tmp_path / "smooth.pt", smoothing, model_id)
+    save(tmp_path / "smooth.pt", smoothing, None, parent_id=model_id)
     video, boxes = clip
     base = ["video", str(video), "--boxes", str(boxes), "--weights", str(tiny), "--min-track", "8", "--no-overlay"]
     assert main([*base, "--out", str(tmp_path / "a"), "--no-temporal"]) == 0
@@ -126,10 +124,8 @@ def test_temporal_module_changes_results_and_identity_init_does_not(clip, tiny, 
 
 
 def test_temporal_for_another_rscnet_is_refused(clip, tiny, tmp_path, capsys):
-    from lrpose.models.checkpoint import load_checkpoint
-
-    rscnet, _ = load_checkpoint(tiny)
-    save_temporal(tmp_path / "other.pt", TemporalModule.from_rscnet(rscnet), "other.pt:0123456789")
+    rscnet, _ = load_rscnet(tiny)
+    save(tmp_path / "other.pt", TemporalModule.from_rscnet(rscnet), None, parent_id="other.pt:0123456789")
     video, boxes = clip
     args = ["video", str(video), "--out", str(tmp_path), "--boxes", str(boxes), "--weights", str(tiny)]
     assert main([*args, "--temporal-weights", str(tmp_path / "other.pt")]) == 1
@@ -213,9 +209,10 @@ def test_image_folder_source(tiny, tmp_path):
 def test_interrupt_keeps_finished_tracks(clip, tiny, tmp_path):
     from lrpose.body import load_body
     from lrpose.detect import BoxesFile
-    from lrpose.estimate import load_model
+    from lrpose.models.checkpoint import find_rscnet
     from lrpose.pipeline import Pipeline, PipelineConfig
-    from lrpose.video import RunInfo, VideoOptions, process_video
+    from lrpose.results import RunInfo
+    from lrpose.video import VideoOptions, process_video
 
     video, boxes = clip
     inner = BoxesFile(boxes)
@@ -226,7 +223,7 @@ def test_interrupt_keeps_finished_tracks(clip, tiny, tmp_path):
         return inner(image, index)
 
     body = load_body()
-    model, info = load_model(tiny, body)
+    model, info = find_rscnet(tiny, body)
     pipe = Pipeline(model, body, detector, None, PipelineConfig(max_gap=0, batch_frames=1))
     with pytest.raises(KeyboardInterrupt):
         run_info = RunInfo(body.body_id, info.checkpoint_id, False, "test", "off")
@@ -246,15 +243,18 @@ def test_texture_per_track(clip, tiny, tmp_path, capsys, without_shipped_network
     assert tex.shape == (128, 128, 3)
 
 
-def test_fused_texture_matches_batch_fusion():
-    from lrpose.textured import TextureFusion, fuse_textures
+def test_fused_texture_is_the_weighted_mean_of_the_frames_that_see_a_texel():
+    from lrpose.textured import TextureFusion
 
     rng = np.random.default_rng(0)
     tex = rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
     vis = rng.random((4, 8, 8)) > 0.5
     vis[:, 0, 0] = False  # a texel no frame sees
     w = np.array([0.2, 1.0, 0.5, 0.7])
-    fused = fuse_textures(tex, vis, w)
+    fusion = TextureFusion(8)
+    for t, v, x in zip(tex, vis, w, strict=True):
+        fusion.add(t, v, float(x))
+    fused = fusion.result()
     k = vis[:, 3, 4]
     assert abs(int(fused[3, 4, 0]) - (tex[k, 3, 4, 0] * w[k]).sum() / w[k].sum()) <= 0.5
     assert abs(int(fused[0, 0, 1]) - (tex[:, 0, 0, 1] * w).sum() / w.sum()) <= 0.5

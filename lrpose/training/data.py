@@ -157,6 +157,18 @@ class MixedDataset(Dataset):
         return self.pick(np.random.default_rng(i))
 
 
+def open_dataset(path: Path, img_root: Path | None = None) -> Dataset:
+    """A folder of synthetic crops, or a SPIN-format annotation ``.npz`` with its image folder."""
+    path = Path(path)
+    if path.is_dir():
+        return SyntheticCrops(path)
+    if path.suffix == ".npz" and path.is_file():
+        if img_root is None:
+            raise InputError(f"{path} is SPIN-format data: give its image folder with --img-root")
+        return SpinDataset(path, Path(img_root))
+    raise InputError(f"--data {path} is neither a folder of synthetic crops nor a SPIN-format .npz")
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     flip: float = 0.5

@@ -133,3 +133,36 @@ def extract(
     arrays = {k: np.concatenate(v).astype(np.float32 if k != "range_index" else np.int8) for k, v in cols.items()}
     length = np.array(lengths, np.int64)
     return Sequences(**arrays, start=np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64), length=length, rscnet_id=rscnet_id)
+
+
+def features_for(
+    data: Path,
+    model: RSCNet,
+    rscnet_id: str,
+    cache: Path | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Sequences, str]:
+    """Sequence features of ``data`` for the RSC-Net ``rscnet_id``, and how they were obtained.
+
+    ``data`` is a folder of synthetic clips (features extracted, then saved to ``cache``) or an
+    extracted ``.npz`` (must belong to ``rscnet_id``). A ``cache`` file of the same RSC-Net is reused.
+    """
+    from lrpose.models.checkpoint import same_weights
+
+    data = Path(data)
+    if data.is_file():
+        seqs = Sequences.load(data)
+        if not same_weights(seqs.rscnet_id, rscnet_id):
+            raise InputError(f"{data} holds features of {seqs.rscnet_id}, not of {rscnet_id}")
+        return seqs, f"read {data}"
+    if cache is not None and cache.is_file():
+        seqs = Sequences.load(cache)
+        if seqs.rscnet_id == rscnet_id:
+            return seqs, f"reusing {cache}"
+    if not data.is_dir():
+        raise InputError(f"--data {data} is neither a folder of clips nor a features .npz")
+    seqs = extract(data, model, rscnet_id, seed=seed, progress=progress)
+    if cache is not None:
+        seqs.save(cache)
+    return seqs, f"extracted from {data}"

@@ -28,6 +28,7 @@ from lrpose.body import SPIN_J24_NAMES
 from lrpose.config import BodyConfig
 from lrpose.errors import InputError
 from lrpose.files import atomic_write_bytes, save_npz, save_png
+from lrpose.geometry import SPIN_FOCAL_PX
 from lrpose.io import VideoWriter
 from lrpose.training.appearance import background, list_backgrounds, sample_lighting
 from lrpose.training.poses import load_pose_file, motion_pose, sample_motion, sample_static_pose
@@ -44,7 +45,6 @@ from lrpose.training.scene import (
     sample_camera,
     sample_person,
 )
-
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,15 @@ class SynthConfig:
     fps: int = 15
     seconds: float = 4.0
     max_people: int = 6
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("crops", "video"):
+            raise InputError(f"--kind must be crops or video, not '{self.kind}'")
+        for name in ("n", "workers", "crop_size", "tex_size", "shard_size", "fps", "max_people"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.seconds <= 0:
+            raise InputError(f"--seconds must be positive, got {self.seconds}")
 
 
 _CTX: dict[str, object] = {}
@@ -291,10 +300,6 @@ def _job(args: tuple[SynthConfig, BodyConfig, int, str]) -> str:
 
 def generate(cfg: SynthConfig, body_cfg: BodyConfig, out: Path, progress=None) -> list[Path]:
     """Generate the dataset into ``out`` (resumable); ``progress(done, total)`` is called per file."""
-    if cfg.kind not in ("crops", "video"):
-        raise InputError(f"--kind must be crops or video, not '{cfg.kind}'")
-    if cfg.n < 1:
-        raise InputError("--n must be at least 1")
     if cfg.backgrounds and not Path(cfg.backgrounds).is_dir():
         raise InputError(f"--backgrounds {cfg.backgrounds} is not a folder")
     if cfg.poses:
