@@ -24,7 +24,7 @@ import torch
 
 from lrpose.body import load_body
 from lrpose.evaluation import evaluate
-from lrpose.models.checkpoint import load_checkpoint
+from lrpose.models.checkpoint import load_rscnet
 from lrpose.training.data import SyntheticCrops
 from lrpose.training.loop import TrainConfig, train_rscnet
 
@@ -72,7 +72,7 @@ def main() -> None:
         t0 = time.time()
         ckpt = run / "last.pt" if (run / "last.pt").exists() and (run / "train_summary.json").exists() else train_rscnet(cfg, body)
         train_s = time.time() - t0
-        model, _ = load_checkpoint(ckpt)
+        model, _ = load_rscnet(ckpt)
         res = evaluate(model, body, heldout, sides)
         results[name] = {"train_seconds": round(train_s, 1), "results": [vars(r) for r in res]}
         print(name, [(r.resolution, round(r.mpjpe, 1), round(r.pa_mpjpe, 1)) for r in res], flush=True)

@@ -13,7 +13,8 @@ import torch
 from lrpose.body import load_body
 from lrpose.cli import main
 from lrpose.config import BodyConfig
-from lrpose.models.checkpoint import load_checkpoint, load_temporal
+from lrpose.errors import InputError
+from lrpose.models.checkpoint import load_rscnet, load_temporal, load_train_state
 from lrpose.training.sequences import Sequences, extract
 from lrpose.training.synth import SynthConfig, generate
 from lrpose.training.temporal import MotionDiscriminator, evaluate_temporal, load_motions
@@ -29,7 +30,7 @@ def clips(tmp_path_factory) -> Path:
 
 
 def test_extracted_sequences_match_the_clips(clips, tiny):
-    model, info = load_checkpoint(tiny)
+    model, info = load_rscnet(tiny)
     seqs = extract(clips, model, info.checkpoint_id, min_len=8)
     assert len(seqs.length) >= 1 and seqs.length.min() >= 8
     f = int(seqs.length.sum())
@@ -46,7 +47,7 @@ def test_train_eval_resume_and_adversarial_option(clips, tiny, tmp_path, capsys)
     assert main([*base, "--out", str(tmp_path / "run"), "--steps", "4", "--ckpt-every", "2", "--heldout", str(clips)]) == 0
     assert (tmp_path / "run" / "features_train.npz").exists() and (tmp_path / "run" / "loss.png").exists()
     module, info = load_temporal(tmp_path / "run" / "last.pt")
-    assert info.trained and info.rscnet_id.startswith("tiny.pt:")
+    assert info.trained and info.parent_id.startswith("tiny.pt:")
     rows = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert set(rows) == {"per-frame", "temporal"} and rows["temporal"]["sequences"] >= 1
     assert (
@@ -73,7 +74,7 @@ def test_training_lowers_the_loss_and_identity_equals_per_frame(clips, tiny, tmp
     from lrpose.training.temporal import TemporalTrainConfig, train_temporal
 
     body = load_body()
-    model, info = load_checkpoint(tiny)
+    model, info = load_rscnet(tiny)
     seqs = extract(clips, model, info.checkpoint_id, min_len=8)
     cfg = TemporalTrainConfig(out=str(tmp_path), steps=40, batch_size=4, seq_len=8, lr=1e-3, hidden=32, ckpt_every=100)
     final = train_temporal(cfg, body, seqs, tiny, info.checkpoint_id)
@@ -101,7 +102,7 @@ def test_motion_files_and_discriminator(tmp_path):
 
 
 def test_sequences_round_trip(clips, tiny, tmp_path):
-    model, info = load_checkpoint(tiny)
+    model, info = load_rscnet(tiny)
     seqs = extract(clips, model, info.checkpoint_id, min_len=8)
     seqs.save(tmp_path / "f.npz")
     back = Sequences.load(tmp_path / "f.npz")
@@ -112,7 +113,7 @@ def test_interrupted_run_resumes_exactly(clips, tiny, tmp_path):
     from lrpose.training.temporal import TemporalTrainConfig, train_temporal
 
     body = load_body()
-    model, info = load_checkpoint(tiny)
+    model, info = load_rscnet(tiny)
     seqs = extract(clips, model, info.checkpoint_id, min_len=8)
     cfg = TemporalTrainConfig(out=str(tmp_path / "a"), steps=6, batch_size=2, seq_len=8, hidden=16, ckpt_every=100)
     full, _ = load_temporal(train_temporal(cfg, body, seqs, tiny, info.checkpoint_id))
@@ -124,6 +125,38 @@ def test_interrupted_run_resumes_exactly(clips, tiny, tmp_path):
     cut = TemporalTrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "b")})
     with pytest.raises(KeyboardInterrupt):
         train_temporal(cut, body, seqs, tiny, info.checkpoint_id, progress=stop_at_3)
-    resumed, _ = load_temporal(train_temporal(cut, body, seqs, tiny, info.checkpoint_id, resume=tmp_path / "b" / "last.pt"))
+    ckpt = tmp_path / "b" / "last.pt"
+    raw = torch.load(ckpt, weights_only=True)
+    assert raw["train_state"]["step"] == 3 and "optimizer" not in raw["meta"] and raw["rscnet_id"] == info.checkpoint_id
+    with pytest.raises(InputError, match="steps 6 -> 8"):
+        train_temporal(TemporalTrainConfig(**{**cut.__dict__, "steps": 8}), body, seqs, tiny, info.checkpoint_id, resume=ckpt)
+    resumed, rinfo = load_temporal(train_temporal(cut, body, seqs, tiny, info.checkpoint_id, resume=ckpt))
+    assert rinfo.parent_id == info.checkpoint_id and rinfo.body_id == body.body_id and load_train_state(ckpt)["step"] == 6
+    assert [int(r["step"]) for r in csv.DictReader((tmp_path / "b" / "train_log.csv").open())] == [1, 2, 3, 4, 5, 6]
     for (k, v), w in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(v, w), k
+
+
+def test_run_from_before_0_3_resumes_from_its_meta(clips, tiny, tmp_path):
+    """Temporal runs before 0.3 kept their resumable state under "meta"; they still resume exactly."""
+    from lrpose.files import atomic_torch_save
+    from lrpose.training.temporal import TemporalTrainConfig, train_temporal
+
+    body = load_body()
+    model, info = load_rscnet(tiny)
+    seqs = extract(clips, model, info.checkpoint_id, min_len=8)
+    cfg = TemporalTrainConfig(out=str(tmp_path / "a"), steps=2, batch_size=2, seq_len=8, hidden=16)
+    full, _ = load_temporal(train_temporal(cfg, body, seqs, tiny, info.checkpoint_id))
+
+    def stop_at_1(step, total, parts):
+        if step == 1:
+            raise KeyboardInterrupt
+
+    cut = TemporalTrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "b")})
+    with pytest.raises(KeyboardInterrupt):
+        train_temporal(cut, body, seqs, tiny, info.checkpoint_id, progress=stop_at_1)
+    obj = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    obj["meta"] = obj.pop("train_state")
+    atomic_torch_save(tmp_path / "old.pt", obj)
+    resumed, _ = load_temporal(train_temporal(cut, body, seqs, tiny, info.checkpoint_id, resume=tmp_path / "old.pt"))
+    assert all(torch.equal(v, w) for v, w in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True))

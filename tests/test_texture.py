@@ -12,10 +12,11 @@ import trimesh
 from lrpose.body import load_body
 from lrpose.cli import main
 from lrpose.config import BodyConfig
+from lrpose.models.checkpoint import load_texture, load_train_state
 from lrpose.models.texture import GlobalContext, TexGlo, TexGloConfig
 from lrpose.render import rasterize, sample_texture
 from lrpose.training.synth import SynthConfig, generate
-from lrpose.training.texture import TextureCrops, TextureTrainConfig, evaluate_texture, load_texture_checkpoint, train_texture
+from lrpose.training.texture import TextureCrops, TextureTrainConfig, evaluate_texture, train_texture
 
 TINY = dict(input_size=32, tex_size=16, width=4, depth=2, reduce=2, hidden=8)
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "person_64px.png"
@@ -83,9 +84,9 @@ def test_tiny_training_lowers_uv_l1(tex_data, tmp_path):
     data = TextureCrops(tex_data)
     torch.manual_seed(cfg.seed)
     before = evaluate_texture(TexGlo(TexGloConfig(input_size=32, tex_size=16, width=8)), body, data, render_size=48)
-    net, info = load_texture_checkpoint(train_texture(cfg, body))
+    net, info = load_texture(train_texture(cfg, body))
     after = evaluate_texture(net, body, data, render_size=48)
-    assert info["trained"] and after["samples"] == 6
+    assert info.trained and info.kind == "texture" and info.body_id == body.body_id and after["samples"] == 6
     assert after["uv_l1"] < 0.8 * before["uv_l1"], (before, after)
     assert (tmp_path / "loss.png").exists()
 
@@ -120,7 +121,7 @@ def test_reid_option_needs_weights(tex_data, tmp_path, capsys):
 def test_pedestrian_folder_with_masks_and_rscnet_meshes(tex_data, tmp_path):
     import cv2
 
-    from lrpose.models.checkpoint import save_checkpoint
+    from lrpose.models.checkpoint import save
     from lrpose.models.rscnet import RSCNet, RSCNetConfig
     from tests.test_models import mean_params
 
@@ -131,7 +132,7 @@ def test_pedestrian_folder_with_masks_and_rscnet_meshes(tex_data, tmp_path):
         cv2.imwrite(str(tmp_path / "img" / f"p{i}.jpg"), cv2.cvtColor(z["images"][i][:, 24:72], cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(tmp_path / "mask" / f"p{i}.png"), z["mask"][i][:, 24:72].astype(np.uint8) * 255)
     rsc = tmp_path / "rsc.pt"
-    save_checkpoint(rsc, RSCNet(RSCNetConfig(depth=18, input_size=32), mean_params()), "standin-anny:test")
+    save(rsc, RSCNet(RSCNetConfig(depth=18, input_size=32), mean_params()), "standin-anny:test")
     cfg = TextureTrainConfig(data=str(tmp_path / "img"), out=str(tmp_path / "run"), steps=2, batch_size=2, render_size=32, input_size=32,
                              tex_size=16, width=4, masks=str(tmp_path / "mask"), mesh_weights=str(rsc))  # fmt: skip
     train_texture(cfg, load_body())
@@ -162,3 +163,35 @@ def test_fusing_a_track_prefers_visible_large_frontal_frames():
     fused = fuse_textures(tex, vis, w)
     assert fused[0, 0, 0] == 200 and fused[0, 1, 0] == 125  # (200*1 + 100*3) / 4
     assert fused[1, 1, 0] == 125  # never seen: weighted mean of all frames
+
+
+def test_crashed_run_resumes_exactly_and_logs_each_step_once(tex_data, tmp_path):
+    """A run that dies (not Ctrl-C) after its step-2 checkpoint, with step 3 already logged, resumes
+    from step 2 to the same weights as a straight run; its log holds each step once."""
+    import csv
+
+    from lrpose.errors import InputError
+
+    body = load_body()
+
+    def cfg(out: str, **kw) -> TextureTrainConfig:
+        return TextureTrainConfig(data=str(tex_data), out=str(tmp_path / out), steps=4, batch_size=2, render_size=32, input_size=32,
+                                  tex_size=16, width=4, ckpt_every=2, **kw)  # fmt: skip
+
+    straight, _ = load_texture(train_texture(cfg("a"), body))
+
+    def die_at_3(step, total, parts):
+        if step == 3:
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        train_texture(cfg("b"), body, progress=die_at_3)
+    ckpt = tmp_path / "b" / "last.pt"
+    assert load_train_state(ckpt)["step"] == 2
+    with pytest.raises(InputError, match="different settings"):
+        train_texture(cfg("b", lr=1e-3), body, resume=ckpt)
+    resumed, info = load_texture(train_texture(cfg("b"), body, resume=ckpt))
+    assert [int(r["step"]) for r in csv.DictReader((tmp_path / "b" / "train_log.csv").open())] == [1, 2, 3, 4]
+    assert info.trained and info.body_id == body.body_id and load_train_state(ckpt)["step"] == 4
+    for (k, v), w in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k

@@ -13,7 +13,7 @@ import torch.multiprocessing as tmp
 from lrpose.body import load_body
 from lrpose.cli import main
 from lrpose.config import BodyConfig
-from lrpose.models.checkpoint import load_checkpoint, load_train_state
+from lrpose.models.checkpoint import load_rscnet, load_train_state
 from lrpose.training.data import HR, AugmentConfig, StepBatches, SyntheticCrops, augment, flip_pose, progressive_ranges
 from lrpose.training.loop import TrainConfig, train_rscnet
 from lrpose.training.synth import SynthConfig, generate
@@ -80,8 +80,8 @@ def test_training_writes_checkpoint_log_and_plot(tiny_data, tmp_path):
     rows = list(csv.DictReader((tmp_path / "train_log.csv").open()))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert rows[0]["ranges"] == "0" and rows[-1]["ranges"] == "01234"  # progressive
-    model, info = load_checkpoint(final)
-    assert info.trained and info.config.depth == 18 and info.config.input_size == 32
+    model, info = load_rscnet(final)
+    assert info.trained and info.source == "lrpose" and model.config.depth == 18 and model.config.input_size == 32
     assert load_train_state(final)["step"] == 6
 
 
@@ -97,9 +97,8 @@ def test_interrupted_run_resumes_exactly(tiny_data, tmp_path):
         train_rscnet(cfg, load_body(), progress=stop_at_3)
     assert load_train_state(tmp_path / "b" / "last.pt")["step"] == 3
     resumed = train_rscnet(cfg, load_body(), resume=tmp_path / "b" / "last.pt")
-    rows = list(csv.DictReader((tmp_path / "b" / "train_log.csv").open()))
-    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
-    a, b = load_checkpoint(straight)[0].state_dict(), load_checkpoint(resumed)[0].state_dict()
+    assert _log_steps(tmp_path / "b") == [1, 2, 3, 4, 5, 6]
+    a, b = load_rscnet(straight)[0].state_dict(), load_rscnet(resumed)[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -180,3 +179,52 @@ def test_spin_format_dataset_recovers_the_crop(tmp_path):
     np.savez(tmp_path / "bad.npz", imgname=np.array(names))
     with pytest.raises(InputError, match="lacks SPIN keys"):
         SpinDataset(tmp_path / "bad.npz", tmp_path / "img")
+
+
+def _log_steps(folder) -> list[int]:
+    return [int(r["step"]) for r in csv.DictReader((folder / "train_log.csv").open())]
+
+
+def test_run_folder_log_saves_and_interrupts(tmp_path):
+    """The plumbing alone: header once, periodic saves (not at the last step), save on Ctrl-C then
+    re-raise, a resumed log drops the steps after the checkpoint, other DDP ranks write nothing."""
+    from lrpose.training.plumbing import RunFolder
+
+    saved: list[int] = []
+
+    def folder(start: int = 0, main: bool = True) -> RunFolder:
+        return RunFolder(tmp_path / "run", ["step", "loss"], 6, 2, lambda path, step: saved.append(step), start, main=main)
+
+    with pytest.raises(KeyboardInterrupt), folder() as run:
+        for step in range(5):
+            run.step_done(step + 1, {"step": step + 1, "loss": 1.0 / (step + 1)}, {})
+        raise KeyboardInterrupt
+    assert saved == [2, 4, 5] and _log_steps(tmp_path / "run") == [1, 2, 3, 4, 5]
+    assert (tmp_path / "run" / "train_log.csv").read_text().splitlines()[:3] == ["step,loss", "1,1", "2,0.5"]
+    with folder(start=4) as run:  # as if the process had died after the save at step 4
+        assert _log_steps(tmp_path / "run") == [1, 2, 3, 4]
+        for step in range(4, 6):
+            run.step_done(step + 1, {"step": step + 1, "loss": 0.1}, {})
+    assert run.finish() == tmp_path / "run" / "last.pt" and saved == [2, 4, 5, 6]
+    assert _log_steps(tmp_path / "run") == [1, 2, 3, 4, 5, 6] and (tmp_path / "run" / "loss.png").exists()
+    with pytest.raises(KeyboardInterrupt), folder(start=6, main=False) as run:
+        run.step_done(7, {"step": 7, "loss": 0.1}, {})
+        raise KeyboardInterrupt
+    assert saved == [2, 4, 5, 6] and _log_steps(tmp_path / "run") == [1, 2, 3, 4, 5, 6]
+    folder()  # a fresh run starts its log anew
+    assert _log_steps(tmp_path / "run") == []
+
+
+def test_resume_check_names_the_changed_settings(tmp_path):
+    from lrpose.errors import InputError
+    from lrpose.models.checkpoint import save
+    from lrpose.models.texture import TexGlo, TexGloConfig
+    from lrpose.training.plumbing import config_json, resume_state
+    from lrpose.training.texture import TextureTrainConfig
+
+    cfg = TextureTrainConfig(data="d", out="o", steps=4)
+    net = TexGlo(TexGloConfig(input_size=32, tex_size=16, width=4))
+    save(tmp_path / "r.pt", net, "standin-anny:test", train_state={"step": 2, "config": config_json(cfg)})
+    assert resume_state(tmp_path / "r.pt", cfg)["step"] == 2
+    with pytest.raises(InputError, match=r"different settings \(lr 0.0002 -> 0.001; steps 4 -> 8\)"):
+        resume_state(tmp_path / "r.pt", TextureTrainConfig(data="d", out="o", steps=8, lr=1e-3))

@@ -31,15 +31,16 @@ def main() -> None:
     ap.add_argument("--note", default="", help="How the weights were trained (stored in meta.note).")
     args = ap.parse_args()
     obj = read_weights_only(args.src)
+    if not isinstance(obj, dict) or obj.get("format") != f"lrpose.{args.kind}":
+        raise SystemExit(f"{args.src} is not an lrpose {args.kind} checkpoint")
     out = {k: v for k, v in obj.items() if k not in ("train_state", "state_dict", "meta")}
     out["state_dict"] = slim(obj["state_dict"])
     meta = obj.get("meta", {})
-    keep = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) and k not in ("config",)}
+    state = obj.get("train_state") or (meta if "optimizer" in meta else {})  # temporal runs before 0.3: state under meta
+    keep = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) and k not in state}
     out["meta"] = {**keep, "note": args.note, "exported_from": args.src.name, "storage": "float16"}
-    if args.kind == "temporal" and "config" in meta:
-        out["meta"]["train_config"] = meta["config"]
-    if "train_state" in obj and "config" in obj["train_state"]:
-        out["meta"]["train_config"] = obj["train_state"]["config"]
+    if "config" in state:
+        out["meta"]["train_config"] = state["config"]
     atomic_torch_save(args.dst, out)
     size = args.dst.stat().st_size / 2**20
     print(f"{args.dst}: {size:.1f} MiB, {sum(v.numel() for v in out['state_dict'].values()) / 1e6:.1f} M values")

@@ -9,7 +9,6 @@ Distributed data parallel runs under ``torchrun`` (gloo on CPU, nccl on GPU).
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
@@ -17,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
@@ -26,12 +23,14 @@ from torch.utils.data import DataLoader, Dataset
 from lrpose.body import BodyModel
 from lrpose.errors import InputError
 from lrpose.geometry import axis_angle_to_rotmat
-from lrpose.models.checkpoint import load_checkpoint, load_train_state, save_checkpoint
-from lrpose.models.regressor import MeanParams
+from lrpose.models.checkpoint import default_mean_params, load_rscnet, save
 from lrpose.models.rscnet import RSCNet, RSCNetConfig, RSCNetOutput
 from lrpose.resolution import NUM_RANGES
 from lrpose.training.data import MixedDataset, SpinDataset, StepBatches, SyntheticCrops, progressive_ranges
 from lrpose.training.losses import FeatureQueue, basic_loss_parts, feature_loss, self_supervision_loss
+from lrpose.training.plumbing import RunFolder, config_json, resume_state
+
+LOG_FIELDS = ("step", "loss", "basic", "ss", "cl", "kp2d", "kp3d", "pose", "betas", "ranges", "seconds")
 
 
 @dataclass(frozen=True)
@@ -137,30 +136,60 @@ def step_losses(
     return loss, parts, outs[0].embedding.detach()
 
 
-def plot_loss(log_path: Path, out_png: Path) -> None:
-    """Loss curve PNG (log scale) from the CSV log, drawn with OpenCV."""
-    rows = list(csv.DictReader(log_path.open()))
-    if len(rows) < 2:
-        return
-    steps = np.array([float(r["step"]) for r in rows])
-    loss = np.log10(np.maximum([float(r["loss"]) for r in rows], 1e-9))
-    w, h, m = 640, 360, 40
-    img = np.full((h, w, 3), 255, np.uint8)
-    x = m + (steps - steps.min()) / max(np.ptp(steps), 1) * (w - 2 * m)
-    y = h - m - (loss - loss.min()) / max(np.ptp(loss), 1e-9) * (h - 2 * m)
-    cv2.polylines(img, [np.stack([x, y], 1).astype(np.int32)], False, (200, 60, 20), 2)
-    cv2.rectangle(img, (m, m), (w - m, h - m), (0, 0, 0), 1)
-    cv2.putText(img, f"log10 loss {loss.max():.2f} .. {loss.min():.2f}, steps {int(steps.min())}..{int(steps.max())}", (m, 25),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)  # fmt: skip
-    ok, enc = cv2.imencode(".png", img)
-    if ok:
-        out_png.write_bytes(enc.tobytes())
+@dataclass
+class _Run:
+    """The mutable state of one RSC-Net run: the model, its queue, the current progressive stage."""
+
+    model: RSCNet
+    queue: FeatureQueue
+    start: int = 0
+    stage: int = 0
+    state: dict | None = None
+    """The resumed training state (None: a fresh run)."""
 
 
-def _mean_params_for(body: BodyModel) -> MeanParams:
-    from lrpose.estimate import default_mean_params
+def _setup(cfg: TrainConfig, body: BodyModel, resume: Path | None) -> _Run:
+    """Seed, build (or load) the model and queue; on resume restore them and the torch RNG, last."""
+    torch.manual_seed(cfg.seed)
+    state = resume_state(resume, cfg) if resume is not None else None
+    if state is not None:
+        model, _ = load_rscnet(resume)
+    elif cfg.init:
+        model, _ = load_rscnet(Path(cfg.init))
+    else:
+        model = RSCNet(
+            RSCNetConfig(depth=cfg.depth, input_size=cfg.input_size, resolution_aware=not cfg.baseline), default_mean_params(body)
+        )
+    if cfg.baseline:
+        model.backbone.set_alphas_trainable(False)
+    run = _Run(model, FeatureQueue(cfg.queue_size, model.config.embed_dim), state=state)
+    if state is not None:
+        run.start, run.stage = int(state["step"]), int(state["stage"])
+        run.queue.load_state_dict(state["queue"])
+        torch.set_rng_state(state["torch_rng"])
+    return run
 
-    return default_mean_params(body)
+
+def _loader(cfg: TrainConfig, run: _Run, rank: int, world: int) -> DataLoader:
+    """Batches of steps ``run.start .. cfg.steps - 1`` (a function of seed and step; this rank's share)."""
+
+    def ranges_for(t: int) -> list[int]:
+        return progressive_ranges(t, cfg.steps, NUM_RANGES, cfg.progressive)
+
+    batches = StepBatches(build_dataset(cfg), cfg.batch_size, cfg.seed, run.model.config.input_size, ranges_for, rank=rank, world=world)
+    # its own generator: creating the iterator must not consume the global RNG (dropout), so resume is exact
+    generator = torch.Generator().manual_seed(cfg.seed)
+    return DataLoader(batches, batch_size=None, sampler=range(run.start, cfg.steps), num_workers=cfg.workers, generator=generator)
+
+
+def _saver(cfg: TrainConfig, run: _Run, optim: torch.optim.Optimizer, body_id: str) -> Callable[[Path, int], None]:
+    def save_run(path: Path, step: int) -> None:
+        train_state = {"step": step, "stage": run.stage, "optimizer": optim.state_dict(), "queue": run.queue.state_dict(),
+                       "torch_rng": torch.get_rng_state(), "config": config_json(cfg)}  # fmt: skip
+        meta = {"steps": step, "train_config": config_json(cfg), "date": time.strftime("%Y-%m-%d")}
+        save(path, run.model, body_id, trained=step > 0, meta=meta, train_state=train_state)
+
+    return save_run
 
 
 def train_rscnet(
@@ -173,107 +202,38 @@ def train_rscnet(
     if cfg.batch_size % world:
         raise InputError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes {world}")
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.init and resume is None:
-        model, _ = load_checkpoint(Path(cfg.init))
-        if cfg.baseline:
-            model.backbone.set_alphas_trainable(False)
-    else:
-        model = RSCNet(RSCNetConfig(depth=cfg.depth, input_size=cfg.input_size, resolution_aware=not cfg.baseline), _mean_params_for(body))
-    queue = FeatureQueue(cfg.queue_size, model.config.embed_dim)
-    start, stage = 0, 0
-    state = None
-    if resume is not None:
-        model, _ = load_checkpoint(resume)
-        state = load_train_state(resume)
-        start, stage = int(state["step"]), int(state["stage"])
-        queue.load_state_dict(state["queue"])
-        if json.loads(state["config"]) != json.loads(json.dumps(asdict(cfg))):
-            raise InputError(f"{resume} was trained with different settings; resume with the same options (see its train_config)")
-        torch.set_rng_state(state["torch_rng"])
-    model.to(device).train()
+    run = _setup(cfg, body, resume)
+    model = run.model.to(device).train()
     body = body.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optim = torch.optim.Adam(params, lr=cfg.lr)
-    if state is not None:
-        optim.load_state_dict(state["optimizer"])
+    optim = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    if run.state is not None:
+        optim.load_state_dict(run.state["optimizer"])
     net = MultiResolution(model)
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True)
-
-    def ranges_for(t: int) -> list[int]:
-        return progressive_ranges(t, cfg.steps, NUM_RANGES, cfg.progressive)
-
-    batches = StepBatches(build_dataset(cfg), cfg.batch_size, cfg.seed, model.config.input_size, ranges_for, rank=rank, world=world)
-    # its own generator: creating the iterator must not consume the global RNG (dropout), so resume is exact
-    loader = DataLoader(
-        batches,
-        batch_size=None,
-        sampler=range(start, cfg.steps),
-        num_workers=cfg.workers,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
-    log_path = out / "train_log.csv"
-    fields = ["step", "loss", "basic", "ss", "cl", "kp2d", "kp3d", "pose", "betas", "ranges", "seconds"]
-    if rank == 0 and not log_path.exists():
-        with log_path.open("w", newline="") as f:
-            csv.writer(f).writerow(fields)
-
-    def save(path: Path, step: int) -> None:
-        train_state = {
-            "step": step,
-            "stage": stage,
-            "optimizer": optim.state_dict(),
-            "queue": queue.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "config": json.dumps(asdict(cfg)),
-        }
-        meta = {"steps": step, "train_config": json.dumps(asdict(cfg)), "date": time.strftime("%Y-%m-%d")}
-        save_checkpoint(path, model, body.body_id, trained=step > 0, meta=meta, train_state=train_state)
-
+    loader = _loader(cfg, run, rank, world)
+    folder = RunFolder(Path(cfg.out), LOG_FIELDS, cfg.steps, cfg.ckpt_every, _saver(cfg, run, optim, body.body_id), run.start, progress,
+                       main=rank == 0)  # fmt: skip
     t0 = time.time()
-    last_parts: list[dict] = [{}]
-
-    def train_step(step: int, batch: dict) -> None:
-        nonlocal stage
-        ranges = batch["ranges"].tolist()
-        while stage < max(ranges):  # progressive: a new range starts from the previous row of alphas
-            stage += 1
-            model.backbone.copy_alpha_row(stage - 1, stage)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        loss, parts, hr_emb = step_losses(net, body, batch, queue, cfg)
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
-        queue.enqueue(_gather(hr_emb, world), _gather(batch["id"], world))
-        last_parts[0] = parts
-        if rank == 0:
-            with log_path.open("a", newline="") as f:
-                row = {**{k: f"{parts[k]:.6g}" for k in fields if k in parts}, "step": step + 1, "ranges": "".join(map(str, ranges)),
-                       "seconds": f"{time.time() - t0:.1f}"}  # fmt: skip
-                csv.DictWriter(f, fields).writerow(row)
-
-    done = start
-    try:
-        for step, batch in enumerate(loader, start=start):
-            train_step(step, batch)
-            done = step + 1
-            if rank == 0 and done % cfg.ckpt_every == 0 and done < cfg.steps:
-                save(out / "last.pt", done)
-            if progress:
-                progress(done, cfg.steps, last_parts[0])
-    except KeyboardInterrupt:
-        if rank == 0 and done > start:
-            save(out / "last.pt", done)  # resumable from the last finished step
-        raise
-    final = out / "last.pt"
+    with folder:
+        for step, batch in enumerate(loader, start=run.start):
+            ranges = batch["ranges"].tolist()
+            while run.stage < max(ranges):  # progressive: a new range starts from the previous row of alphas
+                run.stage += 1
+                model.backbone.copy_alpha_row(run.stage - 1, run.stage)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            loss, parts, hr_emb = step_losses(net, body, batch, run.queue, cfg)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            run.queue.enqueue(_gather(hr_emb, world), _gather(batch["id"], world))
+            row = {**{k: parts[k] for k in LOG_FIELDS if k in parts}, "step": step + 1, "ranges": "".join(map(str, ranges)),
+                   "seconds": f"{time.time() - t0:.1f}"}  # fmt: skip
+            folder.step_done(step + 1, row, parts)
+    final = folder.finish()
     if rank == 0:
-        save(final, cfg.steps)
-        plot_loss(log_path, out / "loss.png")
         summary = {"steps": cfg.steps, "seconds": round(time.time() - t0, 1), "processes": world, "config": asdict(cfg)}
-        (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+        (Path(cfg.out) / "train_summary.json").write_text(json.dumps(summary, indent=1))
     if world > 1:
         dist.barrier()
     return final

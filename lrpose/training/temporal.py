@@ -9,11 +9,9 @@ The module starts as the identity on the per-frame model (see ``TemporalModule.f
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +22,11 @@ from lrpose.body import BodyModel
 from lrpose.errors import InputError
 from lrpose.geometry import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
 from lrpose.metrics import MeanMetric, accel, accel_error, mpjpe, pa_mpjpe, pelvis_align
-from lrpose.models.checkpoint import load_checkpoint, load_temporal, read_weights_only, save_temporal
+from lrpose.models.checkpoint import load_rscnet, load_temporal, save
 from lrpose.models.rscnet import RSCNet
-from lrpose.models.temporal import TemporalConfig, TemporalModule
-from lrpose.training.loop import plot_loss
+from lrpose.models.temporal import TemporalConfig, TemporalModule, TemporalOutput
 from lrpose.training.losses import basic_loss_parts
+from lrpose.training.plumbing import RunFolder, config_json, resume_state
 from lrpose.training.sequences import Sequences
 
 
@@ -107,7 +105,10 @@ def _batch(seqs: Sequences, windows: np.ndarray, rows: np.ndarray, seq_len: int)
     return {k: torch.from_numpy(getattr(seqs, k)[idx]) for k in ("features", "pose", "betas", "S", "part")}
 
 
-def _losses(module: TemporalModule, body: BodyModel, batch: dict[str, torch.Tensor], weights: dict[str, float]):
+def _losses(
+    module: TemporalModule, body: BodyModel, batch: dict[str, torch.Tensor], weights: dict[str, float]
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], TemporalOutput]:
+    """Weighted basic loss over all B x T frames of a batch of windows; (loss, its parts, the module's output)."""
     out = module(batch["features"])
     n = out.cam.shape[0] * out.cam.shape[1]
     gt_rot = axis_angle_to_rotmat(batch["pose"].reshape(-1, 3)).reshape(n, 24, 3, 3)
@@ -117,6 +118,75 @@ def _losses(module: TemporalModule, body: BodyModel, batch: dict[str, torch.Tens
         batch["betas"].reshape(n, 10), batch["S"].reshape(n, 24, 4), batch["part"].reshape(n, 24, 3), ones, ones,
     )  # fmt: skip
     return sum(weights[k] * v for k, v in parts.items()), parts, out
+
+
+@dataclass
+class _Run:
+    """The networks and optimizers of one temporal run (``disc`` None without the adversarial loss)."""
+
+    module: TemporalModule
+    opt: torch.optim.Optimizer
+    disc: MotionDiscriminator | None
+    opt_d: torch.optim.Optimizer | None
+    motions: list[np.ndarray]
+    start: int = 0
+
+
+def _setup(cfg: TemporalTrainConfig, rscnet_path: Path, fps: float, resume: Path | None) -> _Run:
+    """Seed, build (or load) the module, discriminator and optimizers; on resume restore their state
+    and the torch RNG after every constructor, so the restored RNG drives the training steps only."""
+    torch.manual_seed(cfg.seed)
+    state = resume_state(resume, cfg) if resume is not None else None
+    if state is not None:
+        module, _ = load_temporal(resume)
+    else:
+        rscnet, _ = load_rscnet(rscnet_path)
+        module = TemporalModule.from_rscnet(rscnet, TemporalConfig(rscnet.feature_dim, cfg.hidden, cfg.layers, rscnet.config.n_iter))
+    disc = MotionDiscriminator() if cfg.adv_weight > 0 else None
+    motions = load_motions(cfg.motion_data, fps) if disc is not None else []
+    opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr) if disc is not None else None
+    run = _Run(module.train(), opt, disc, opt_d, motions)
+    if state is not None:
+        torch.set_rng_state(state["torch_rng"])
+        opt.load_state_dict(state["optimizer"])
+        if disc is not None:
+            disc.load_state_dict(state["discriminator"])
+            opt_d.load_state_dict(state["optimizer_d"])
+        run.start = int(state["step"])
+    return run
+
+
+def _step(run: _Run, cfg: TemporalTrainConfig, body: BodyModel, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> dict:
+    """One optimisation step (then one discriminator step); returns the loss parts as floats."""
+    weights = dict(cfg.weights)
+    loss, parts, pred = _losses(run.module, body, batch, weights)
+    adv = d_loss = torch.zeros(())
+    if run.disc is not None:
+        fake = rotmat_to_rot6d(pred.rotmats[:, :, 1:].reshape(-1, 3, 3)).reshape(cfg.batch_size, cfg.seq_len, -1)
+        adv = ((run.disc(fake) - 1) ** 2).mean()
+        loss = loss + cfg.adv_weight * adv
+    run.opt.zero_grad()
+    loss.backward()
+    run.opt.step()
+    if run.disc is not None:
+        real = torch.from_numpy(_real_windows(run.motions, rng, cfg.batch_size, cfg.seq_len))
+        d_loss = ((run.disc(_body_rot6d(real)) - 1) ** 2).mean() + (run.disc(fake.detach()) ** 2).mean()
+        run.opt_d.zero_grad()
+        d_loss.backward()
+        run.opt_d.step()
+    return {"loss": loss.item(), **{k: parts[k].item() for k in weights}, "adv": adv.item(), "disc": d_loss.item()}
+
+
+def _saver(cfg: TemporalTrainConfig, run: _Run, body_id: str, rscnet_id: str) -> Callable[[Path, int], None]:
+    def save_run(path: Path, step: int) -> None:
+        state = {"step": step, "config": config_json(cfg), "optimizer": run.opt.state_dict(), "torch_rng": torch.get_rng_state()}
+        if run.disc is not None:
+            state.update(discriminator=run.disc.state_dict(), optimizer_d=run.opt_d.state_dict())
+        meta = {"steps": step, "train_config": config_json(cfg)}
+        save(path, run.module, body_id, trained=step > 0, parent_id=rscnet_id, meta=meta, train_state=state)
+
+    return save_run
 
 
 def train_temporal(
@@ -129,82 +199,26 @@ def train_temporal(
     resume: Path | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
 ) -> Path:
-    """Train (or resume) the temporal module on ``train``; returns ``out/last.pt``."""
+    """Train (or resume) the temporal module on ``train``; returns ``out/last.pt``.
+
+    The checkpoint records ``rscnet_id`` (the RSC-Net whose features it was trained on) and keeps
+    the resumable state (step, optimizers, discriminator, torch RNG, config) under ``train_state``.
+    """
     if cfg.adv_weight > 0 and not cfg.motion_data:
         raise InputError("--adv-weight needs real motion sequences: pass --motion-data (AMASS-style .npz files or a folder)")
     windows = train.windows(cfg.seq_len)
     if len(windows) == 0:
         raise InputError(f"no training sequence has {cfg.seq_len} frames: lower --seq-len or use longer clips")
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    start, state = 0, None
-    if resume is not None:
-        state = read_weights_only(resume)["meta"]
-        if state["config"] != json.dumps(asdict(cfg)):
-            raise InputError(f"{resume} was trained with different settings; resume with the same options")
-        module, _ = load_temporal(resume)
-        start = int(state["step"])
-    else:
-        rscnet, _ = load_checkpoint(rscnet_path)
-        module = TemporalModule.from_rscnet(rscnet, TemporalConfig(rscnet.feature_dim, cfg.hidden, cfg.layers, rscnet.config.n_iter))
-    disc = MotionDiscriminator() if cfg.adv_weight > 0 else None
-    motions = load_motions(cfg.motion_data, fps) if disc is not None else []
-    opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr) if disc is not None else None
-    if state is not None:  # after every constructor, so the restored RNG drives the training steps only
-        torch.set_rng_state(state["torch_rng"])
-        opt.load_state_dict(state["optimizer"])
-        if disc is not None:
-            disc.load_state_dict(state["discriminator"])
-            opt_d.load_state_dict(state["optimizer_d"])
-    module.train()
-    weights = dict(cfg.weights)
-    log_path = out / "train_log.csv"
-    fields = ["step", "loss", *weights, "adv", "disc"]
-    if start == 0 or not log_path.exists():
-        log_path.write_text(",".join(fields) + "\n")
-
-    def save(step: int) -> Path:
-        meta = {"step": step, "config": json.dumps(asdict(cfg)), "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state()}
-        if disc is not None:
-            meta.update(discriminator=disc.state_dict(), optimizer_d=opt_d.state_dict())
-        save_temporal(out / "last.pt", module, rscnet_id, trained=step > 0, meta=meta)
-        plot_loss(log_path, out / "loss.png")
-        return out / "last.pt"
-
-    done = start
-    try:
-        for step in range(start, cfg.steps):
+    run = _setup(cfg, rscnet_path, fps, resume)
+    fields = ["step", "loss", *dict(cfg.weights), "adv", "disc"]
+    folder = RunFolder(Path(cfg.out), fields, cfg.steps, cfg.ckpt_every, _saver(cfg, run, body.body_id, rscnet_id), run.start, progress)
+    with folder:
+        for step in range(run.start, cfg.steps):
             rng = np.random.default_rng([cfg.seed, step])  # batches are a function of (seed, step): exact resume
             batch = _batch(train, windows, rng.integers(0, len(windows), cfg.batch_size), cfg.seq_len)
-            loss, parts, pred = _losses(module, body, batch, weights)
-            adv = d_loss = torch.zeros(())
-            if disc is not None:
-                fake = rotmat_to_rot6d(pred.rotmats[:, :, 1:].reshape(-1, 3, 3)).reshape(cfg.batch_size, cfg.seq_len, -1)
-                adv = ((disc(fake) - 1) ** 2).mean()
-                loss = loss + cfg.adv_weight * adv
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if disc is not None:
-                real = torch.from_numpy(_real_windows(motions, rng, cfg.batch_size, cfg.seq_len))
-                d_loss = ((disc(_body_rot6d(real)) - 1) ** 2).mean() + (disc(fake.detach()) ** 2).mean()
-                opt_d.zero_grad()
-                d_loss.backward()
-                opt_d.step()
-            row = [step + 1, loss.item(), *(parts[k].item() for k in weights), adv.item(), d_loss.item()]
-            with log_path.open("a", newline="") as f:
-                csv.writer(f).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
-            done = step + 1
-            if progress:
-                progress(step + 1, cfg.steps, {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}})
-            if (step + 1) % cfg.ckpt_every == 0:
-                save(step + 1)
-    except KeyboardInterrupt:
-        save(done)
-        raise
-    return save(cfg.steps)
+            parts = _step(run, cfg, body, batch, rng)
+            folder.step_done(step + 1, {"step": step + 1, **parts}, {k: v for k, v in parts.items() if k not in ("adv", "disc")})
+    return folder.finish()
 
 
 def _real_windows(motions: list[np.ndarray], rng: np.random.Generator, n: int, seq_len: int) -> np.ndarray:

@@ -11,10 +11,8 @@ user-supplied ResNet-50 re-identification backbone.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +20,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from lrpose.assets import file_digest
 from lrpose.body import BodyModel
 from lrpose.crops import normalize, resize_square
 from lrpose.errors import AssetFormatError, InputError
-from lrpose.files import atomic_torch_save
-from lrpose.models.checkpoint import read_weights_only, spin_to_official_key
+from lrpose.geometry import SPIN_FOCAL_PX
+from lrpose.models.checkpoint import load_rscnet, load_texture, read_weights_only, save
+from lrpose.models.official import spin_to_official_key
 from lrpose.models.texture import TexGlo, TexGloConfig
 from lrpose.render import Fragments, project_to_screen, rasterize, sample_texture, texel_visibility
 from lrpose.training.data import CropShards
-
-FORMAT = "lrpose.texture"
+from lrpose.training.plumbing import RunFolder, config_json, resume_state
 
 
 class TextureCrops(Dataset):
@@ -203,27 +200,10 @@ class TextureTrainConfig:
     fusion: str = "sum"
 
 
-def save_texture_checkpoint(path: Path, net: TexGlo, body_id: str, trained: bool, meta: dict, train_state: dict | None = None) -> None:
-    payload = {"format": FORMAT, "format_version": 1, "config": net.config.to_dict(), "state_dict": net.state_dict(),
-               "body_id": body_id, "trained": trained, "meta": meta}  # fmt: skip
-    if train_state is not None:
-        payload["train_state"] = train_state
-    atomic_torch_save(path, payload)
-
-
-def load_texture_checkpoint(path: Path) -> tuple[TexGlo, dict]:
-    """(network in eval mode, the checkpoint's info: trained, body_id, meta, train_state, id)."""
-    obj = read_weights_only(Path(path))
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise AssetFormatError(f"{path} is not an lrpose texture checkpoint")
-    net = TexGlo(TexGloConfig(**obj["config"]))
-    net.load_state_dict(obj["state_dict"], strict=True)
-    info = {k: obj.get(k) for k in ("trained", "body_id", "meta", "train_state")}
-    info["checkpoint_id"] = f"{Path(path).name}:{file_digest(Path(path))}"
-    return net.eval(), info
-
-
-def _batch(data: Dataset, idx: np.ndarray, cfg: TextureTrainConfig, body: BodyModel):
+def _batch(
+    data: Dataset, idx: np.ndarray, cfg: TextureTrainConfig, body: BodyModel
+) -> tuple[torch.Tensor, torch.Tensor | None, RenderedBatch]:
+    """(x_L (B, 3, S, S) normalised, ground-truth UV maps (B, 3, T, T) in [0, 1] or None, the rasterised batch)."""
     samples = [data[int(i)] for i in idx]
     x = torch.stack([low_res_input(s["images"], cfg.low_res, cfg.input_size) for s in samples])
     gt = None
@@ -247,21 +227,13 @@ def texture_dataset(cfg: TextureTrainConfig) -> Dataset:
             )
         data = TextureFolder(folder, Path(cfg.masks))
     if cfg.mesh_weights:
-        from lrpose.models.checkpoint import load_checkpoint
-
-        data = RSCNetMeshes(data, load_checkpoint(Path(cfg.mesh_weights))[0])
+        data = RSCNetMeshes(data, load_rscnet(Path(cfg.mesh_weights))[0])
     return data
 
 
-def train_texture(
-    cfg: TextureTrainConfig, body: BodyModel, resume: Path | None = None, progress: Callable[[int, int, dict], None] | None = None
-) -> Path:
-    """Train TexGlo on synthetic crops (resumable); returns ``out/last.pt``."""
-    if body.uv is None:
-        raise InputError("texture training needs a body model with UVs (the stand-in has them; the real SMPL file has none)")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = texture_dataset(cfg)
+def _setup(cfg: TextureTrainConfig, resume: Path | None) -> tuple[TexGlo, torch.optim.Optimizer, ReIDFeatures | None, int]:
+    """Seed, build (or load) the network and optimizer, load the ReID backbone; on resume restore the
+    optimizer and the torch RNG. Returns (network in train mode, optimizer, ReID features or None, start step)."""
     torch.manual_seed(cfg.seed)
     net = TexGlo(
         TexGloConfig(
@@ -276,62 +248,65 @@ def train_texture(
         )
     start = 0
     if resume is not None:
-        net, info = load_texture_checkpoint(resume)
-        state = info["train_state"] or {}
-        if state.get("config") != json.dumps(asdict(cfg)):
-            raise InputError(f"{resume} was trained with different settings; resume with the same options")
+        state = resume_state(resume, cfg)
+        net, _ = load_texture(resume)
         optim = torch.optim.Adam(net.parameters(), lr=cfg.lr)
         optim.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         start = int(state["step"])
-    net.train()
-    log = out / "train_log.csv"
-    if not log.exists():
-        log.write_text("step,loss,uv_l1,image_l1,reid\n")
+    return net.train(), optim, reid, start
 
-    def save(step: int) -> None:
-        state = {"step": step, "optimizer": optim.state_dict(), "torch_rng": torch.get_rng_state(), "config": json.dumps(asdict(cfg))}
-        save_texture_checkpoint(
-            out / "last.pt", net, body.body_id, step > 0, {"steps": step, "train_config": json.dumps(asdict(cfg))}, state
-        )
 
-    done = start
-    try:
+def _step(
+    net: TexGlo,
+    optim: torch.optim.Optimizer,
+    reid: ReIDFeatures | None,
+    cfg: TextureTrainConfig,
+    body: BodyModel,
+    batch: tuple[torch.Tensor, torch.Tensor | None, RenderedBatch],
+) -> dict[str, float]:
+    """One optimisation step on ``batch`` = (x_L (B, 3, S, S), ground-truth UV map or None, RenderedBatch); the losses as floats."""
+    x, gt, rb = batch
+    pred = net(x)
+    uv_l1, img_l1, render = texture_losses(pred, gt, rb, body)
+    reid_l = pred.new_zeros(())
+    if reid is not None and cfg.reid_weight > 0:
+        composite = torch.where(rb.mask[..., None], render, rb.images)
+        reid_l = (reid(composite) - reid(rb.images).detach()).pow(2).sum(-1).mean()
+    loss = cfg.uv_weight * uv_l1 + cfg.image_weight * img_l1 + cfg.reid_weight * reid_l
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    optim.step()
+    return {
+        "loss": float(loss.detach()),
+        "uv_l1": float(uv_l1.detach()),
+        "image_l1": float(img_l1.detach()),
+        "reid": float(reid_l.detach()),
+    }
+
+
+def train_texture(
+    cfg: TextureTrainConfig, body: BodyModel, resume: Path | None = None, progress: Callable[[int, int, dict], None] | None = None
+) -> Path:
+    """Train TexGlo on synthetic crops or masked pedestrian images (resumable); returns ``out/last.pt``
+    (format ``lrpose.texture``, recording ``body.body_id``; the resumable state under ``train_state``)."""
+    if body.uv is None:
+        raise InputError("texture training needs a body model with UVs (the stand-in has them; the real SMPL file has none)")
+    data = texture_dataset(cfg)
+    net, optim, reid, start = _setup(cfg, resume)
+
+    def save_run(path: Path, step: int) -> None:
+        state = {"step": step, "optimizer": optim.state_dict(), "torch_rng": torch.get_rng_state(), "config": config_json(cfg)}
+        meta = {"steps": step, "train_config": config_json(cfg)}
+        save(path, net, body.body_id, trained=step > 0, meta=meta, train_state=state)
+
+    folder = RunFolder(Path(cfg.out), ["step", "loss", "uv_l1", "image_l1", "reid"], cfg.steps, cfg.ckpt_every, save_run, start, progress)
+    with folder:
         for step in range(start, cfg.steps):
-            rng = np.random.default_rng([cfg.seed, step])
-            x, gt, rb = _batch(data, rng.integers(len(data), size=cfg.batch_size), cfg, body)
-            pred = net(x)
-            uv_l1, img_l1, render = texture_losses(pred, gt, rb, body)
-            reid_l = pred.new_zeros(())
-            if reid is not None and cfg.reid_weight > 0:
-                composite = torch.where(rb.mask[..., None], render, rb.images)
-                reid_l = (reid(composite) - reid(rb.images).detach()).pow(2).sum(-1).mean()
-            loss = cfg.uv_weight * uv_l1 + cfg.image_weight * img_l1 + cfg.reid_weight * reid_l
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            done = step + 1
-            parts = {
-                "loss": float(loss.detach()),
-                "uv_l1": float(uv_l1.detach()),
-                "image_l1": float(img_l1.detach()),
-                "reid": float(reid_l.detach()),
-            }
-            with log.open("a", newline="") as f:
-                csv.writer(f).writerow([done, *(f"{parts[k]:.6g}" for k in ("loss", "uv_l1", "image_l1", "reid"))])
-            if done % cfg.ckpt_every == 0 and done < cfg.steps:
-                save(done)
-            if progress:
-                progress(done, cfg.steps, parts)
-    except KeyboardInterrupt:
-        if done > start:
-            save(done)
-        raise
-    save(cfg.steps)
-    from lrpose.training.loop import plot_loss
-
-    plot_loss(log, out / "loss.png")
-    return out / "last.pt"
+            rng = np.random.default_rng([cfg.seed, step])  # batches are a function of (seed, step): exact resume
+            parts = _step(net, optim, reid, cfg, body, _batch(data, rng.integers(len(data), size=cfg.batch_size), cfg, body))
+            folder.step_done(step + 1, {"step": step + 1, **parts}, parts)
+    return folder.finish()
 
 
 @torch.no_grad()
