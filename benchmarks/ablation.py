@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import torch
+from lrpose.evaluation import evaluate
 
 from lrpose.body import load_body
-from lrpose.evaluation import evaluate
 from lrpose.models.checkpoint import load_rscnet
 from lrpose.training.data import SyntheticCrops
 from lrpose.training.loop import TrainConfig, train_rscnet

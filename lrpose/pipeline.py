@@ -47,7 +47,7 @@ class PipelineConfig:
         for name, value, low in (("det_stride", self.det_stride, 1), ("max_gap", self.max_gap, 0), ("batch_frames", self.batch_frames, 1)):
             if value < low:
                 raise InputError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
-        if self.max_gap < self.det_stride:
+        if self.det_stride > 1 and self.max_gap < self.det_stride:
             raise InputError(
                 f"--max-gap ({self.max_gap}) must be at least --det-stride ({self.det_stride}): one missed detection would end a track"
             )

@@ -147,7 +147,7 @@ def test_pedestrian_folder_with_masks_and_rscnet_meshes(tex_data, tmp_path):
 
 
 def test_fusing_a_track_prefers_visible_large_frontal_frames():
-    from lrpose.textured import frame_weight, fuse_textures
+    from lrpose.textured import TextureFusion, frame_weight
 
     flip = np.diag([1.0, -1.0, -1.0])  # facing the camera
     back = np.diag([-1.0, -1.0, 1.0])  # turned away
@@ -159,8 +159,10 @@ def test_fusing_a_track_prefers_visible_large_frontal_frames():
     vis = np.zeros((2, 2, 2), bool)
     vis[0, 0, 0] = True  # texel (0,0): frame 0 only
     vis[:, 0, 1] = True  # texel (0,1): both frames
-    w = np.array([1.0, 3.0])
-    fused = fuse_textures(tex, vis, w)
+    fusion = TextureFusion(2)
+    for t, v, x in zip(tex, vis, (1.0, 3.0), strict=True):
+        fusion.add(t, v, x)
+    fused = fusion.result()
     assert fused[0, 0, 0] == 200 and fused[0, 1, 0] == 125  # (200*1 + 100*3) / 4
     assert fused[1, 1, 0] == 125  # never seen: weighted mean of all frames
 
