@@ -21,6 +21,7 @@ import torch
 
 from lrpose.body import load_body
 from lrpose.metrics import accel, accel_error, mpjpe, pa_mpjpe, pelvis_align
+from lrpose.results import read_result
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -39,7 +40,7 @@ def score(gt_path: Path, folder: Path) -> dict[str, float]:
     values: dict[str, list[float]] = {"mpjpe": [], "pa_mpjpe": [], "accel": [], "accel_error": []}
     matched = set()
     for track in sorted((folder / "tracks").glob("*.npz")):
-        z = np.load(track)
+        z = read_result(track)
         frames = z["frame_ids"]
         best, best_iou = None, 0.3
         for person in range(gt["present"].shape[1]):

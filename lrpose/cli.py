@@ -42,6 +42,10 @@ StandinOpt = Annotated[bool | None, typer.Option("--standin/--no-standin", help=
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file (flags override it).")]
 
 
+_state = {"debug": False}
+"""Process-wide CLI switches set by the root callback (``--debug``)."""
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"lrpose {__version__}")
@@ -54,6 +58,7 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
     """lrpose command line."""
+    _state["debug"] = debug
 
 
 def _body_config(config: Path | None, smpl: Path | None, gender: str | None, standin: bool | None):
@@ -209,11 +214,10 @@ def video(
     from lrpose.models.checkpoint import find_temporal
     from lrpose.pipeline import Pipeline, PipelineConfig
     from lrpose.results import RunInfo
-    from lrpose.video import VideoOptions, expand_sources, is_finished, output_names, process_video
+    from lrpose.video import VideoOptions, expand_sources, process_video
 
     pipe_cfg = PipelineConfig(det_stride, max_gap, batch_frames)
     options = VideoOptions(min_track, save_verts, not no_overlay, render, texture_stride)
-    items = expand_sources(sources)
     body = load_body_for(config, smpl, gender, standin)
     model, info, texture_net, texture_id = _networks(body, weights, texture, texture_weights)
     det, det_line = make_detector(detector, detector_weights, boxes, det_size, det_conf)
@@ -225,7 +229,20 @@ def video(
     )
     pipeline = Pipeline(model, body, det, temporal.module, pipe_cfg)
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, temporal.line, texture_id)
-    rows, failed = [], 0
+    run = partial(process_video, pipeline=pipeline, body=body, info=run_info, options=options, texture_net=texture_net)
+    rows = _run_sources(expand_sources(sources), out, resume, run)
+    if rows:
+        console.print(_summary_table(rows))
+    if any(isinstance(r, str) or r.error for r, _ in rows):
+        raise typer.Exit(1)
+
+
+def _run_sources(items: list[Path], out: Path, resume: bool, run) -> list:
+    """``run(source, folder, progress=...)`` for each source (skipping finished ones with ``resume``);
+    one red line per failure, the others go on. Rows for ``_summary_table``."""
+    from lrpose.video import is_finished, output_names
+
+    rows = []
     with progress_bar("frames/s") as bar:
         for src, name in zip(items, output_names(items), strict=True):
             folder = out / name
@@ -233,24 +250,18 @@ def video(
                 console.print(f"{src}: already done in {folder} (--resume)", soft_wrap=True)
                 continue
             task = bar.add_task(str(src.name), total=None, info="")
-            report = partial(_report, bar, task)
             try:
-                summary = process_video(src, folder, pipeline, body, run_info, options, report, texture_net)
+                summary = run(src, folder, progress=partial(_report, bar, task))
             except LrposeError as e:
-                failed += 1
                 err_console.print(Text.assemble(("error: ", "bold red"), str(e)))
                 rows.append((str(src), str(e)))
                 continue
             finally:
                 bar.update(task, visible=False)
             if summary.error:
-                failed += 1
                 err_console.print(Text.assemble(("error: ", "bold red"), summary.error))
             rows.append((summary, str(folder)))
-    if rows:
-        console.print(_summary_table(rows))
-    if failed:
-        raise typer.Exit(1)
+    return rows
 
 
 @app.command()
@@ -297,6 +308,7 @@ def image(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map errors to exit codes (1 library error, 2 usage, 130 interrupted)."""
     args = sys.argv[1:] if argv is None else list(argv)
+    _state["debug"] = False
     try:
         app(args=args, prog_name="lrpose")  # standalone mode: usage errors exit 2 via SystemExit
     except SystemExit as e:
@@ -305,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("interrupted")
         return 130
     except LrposeError as e:
-        if "--debug" in args:
+        if _state["debug"]:
             traceback.print_exc()
         err_console.print(Text.assemble(("error: ", "bold red"), str(e)))
         return 1

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from lrpose.cli import ConfigOpt, SmplOpt, StandinOpt, app, console, load_body_for, note, progress_bar, train_app
 from lrpose.cli import _body_config as body_config
+from lrpose.resolution import EVAL_SIZES
 
 
 @app.command("eval")
@@ -30,7 +31,7 @@ def evaluate(
     reid_weights: Annotated[
         Path | None, typer.Option("--reid-weights", help="texture: ResNet-50 ReID backbone for the ReID distance.")
     ] = None,
-    resolutions: Annotated[str, typer.Option("--resolutions", help="Person crop sides in px.")] = "224,176,96,52,32",
+    resolutions: Annotated[str, typer.Option("--resolutions", help="Person crop sides in px.")] = ",".join(map(str, EVAL_SIZES)),
     img_root: Annotated[Path | None, typer.Option("--img-root", help="Image folder of SPIN-format data.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Evaluate the first N samples only.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the table as JSON.")] = None,

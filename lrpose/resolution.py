@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from lrpose.crops import resize_square
-
 NUM_RANGES = 5
 LOWER_BOUNDS = (224, 128, 64, 40, 24)
 """Smallest side (px) of each range; range 0 is 224 and above."""
@@ -45,6 +43,8 @@ def sample_size(range_index: int, rng: np.random.Generator) -> int:
 def degrade(img: np.ndarray, side: int, out_size: int) -> np.ndarray:
     """The paper's low-resolution synthesis of a square (S, S, C) uint8 crop: shrink it to ``side`` px
     (area averaging), enlarge to ``out_size`` (bicubic). ``side >= S`` just resizes to ``out_size``."""
+    from lrpose.crops import resize_square  # imported here: the CLI reads the ranges without loading OpenCV and torch
+
     if side < img.shape[0]:
         img = resize_square(img, side)
     return resize_square(img, out_size)

@@ -67,7 +67,7 @@ def save_image_result(path: Path, p: PoseEstimate, info: RunInfo, image_size: tu
     save_npz(path, {**person_arrays(p, save_verts), **meta})
 
 
-def read_npz(path: Path) -> dict[str, np.ndarray]:
+def read_result(path: Path) -> dict[str, np.ndarray]:
     """An image or track ``.npz`` as a dict of arrays (no pickles)."""
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}

@@ -10,11 +10,22 @@ import torch
 
 from lrpose.errors import AssetFormatError
 from lrpose.models.checkpoint import load_rscnet, save
-from lrpose.models.official import official_state_dict
 from lrpose.models.rscnet import RSCNet, RSCNetConfig
 from tests.test_models import mean_params, randomise_bn
 
 FIELDS = ("features", "embedding", "pose6d", "rotmats", "betas", "cam")
+
+
+def official_state_dict(model: RSCNet) -> dict[str, torch.Tensor]:
+    """The model's weights under the official RSC-Net release's names (the inverse of ``from_official_key``)."""
+
+    def official(key: str) -> str:
+        for ours, theirs in (("backbone.", ""), ("projection.", "layer4_mlp."), ("regressor.", "")):
+            if key.startswith(ours):
+                return theirs + key[len(ours) :]
+        raise KeyError(key)
+
+    return {official(k): v for k, v in model.state_dict().items()}
 
 
 def assert_same_outputs(a: RSCNet, b: RSCNet, size: int, ranges=(0, 2, 4)) -> None:

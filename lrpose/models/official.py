@@ -10,22 +10,7 @@ from __future__ import annotations
 
 import re
 
-import torch
-
-from lrpose.models.rscnet import RSCNet
-
 REGRESSOR_KEYS = ("fc1.", "fc2.", "decpose.", "deccam.", "decshape.", "init_pose", "init_shape", "init_cam")
-
-
-def to_official_key(key: str) -> str:
-    """Our parameter name -> the official RSC-Net release's name."""
-    if key.startswith("backbone."):
-        return key[len("backbone.") :]
-    if key.startswith("projection."):
-        return "layer4_mlp." + key[len("projection.") :]
-    if key.startswith("regressor."):
-        return key[len("regressor.") :]
-    raise KeyError(key)
 
 
 def from_official_key(key: str) -> str:
@@ -40,8 +25,3 @@ def from_official_key(key: str) -> str:
 def spin_to_official_key(key: str) -> str:
     """SPIN's plain ResNet name (``layer1.0.conv1``) -> the official RSC-Net name (``layer1.hmr_layer.0.conv1``)."""
     return re.sub(r"^(layer[1-4])\.(\d+)\.", r"\1.hmr_layer.\2.", key)
-
-
-def official_state_dict(model: RSCNet) -> dict[str, torch.Tensor]:
-    """The model's weights under the official RSC-Net names (for export and tests)."""
-    return {to_official_key(k): v for k, v in model.state_dict().items()}

@@ -19,7 +19,6 @@ from lrpose.body import BodyModel
 from lrpose.render import rasterize
 
 SKIN, SHIRT, TROUSERS, SHOES, HAIR, FOREARM, SHIN = range(7)
-REGION_NAMES = ("skin", "shirt", "trousers", "shoes", "hair", "forearm", "shin")
 _JOINT_REGION = {0: TROUSERS, 1: TROUSERS, 2: TROUSERS, 4: SHIN, 5: SHIN, 7: SHOES, 8: SHOES, 10: SHOES, 11: SHOES,
                  3: SHIRT, 6: SHIRT, 9: SHIRT, 13: SHIRT, 14: SHIRT, 16: SHIRT, 17: SHIRT, 18: FOREARM, 19: FOREARM,
                  12: SKIN, 15: SKIN, 20: SKIN, 21: SKIN, 22: SKIN, 23: SKIN}  # fmt: skip

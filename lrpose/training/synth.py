@@ -194,21 +194,10 @@ def _place_on_ground(rng: np.random.Generator, cam: CameraSpec) -> np.ndarray | 
     return None
 
 
-def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path) -> dict[str, np.ndarray]:
-    """Render one clip to ``out_dir/clip_XXXXX.mp4``; return its ground truth arrays."""
-    ctx, bgs, user = _context(cfg, body_cfg)
-    rng = np.random.default_rng([cfg.seed, index, 1])
-    cam = sample_camera(rng, cfg.width, cfg.height)
-    frames = max(1, int(round(cfg.seconds * cfg.fps)))
-    starts = [p for p in (_place_on_ground(rng, cam) for _ in range(int(rng.integers(1, cfg.max_people + 1)))) if p is not None]
-    n = len(starts)
-    people = [sample_person(ctx, rng) for _ in range(n)]
-    motions = [sample_motion(rng) for _ in range(n)]
-    yaw0 = rng.uniform(0, 2 * math.pi, n)
-    dt = 1.0 / cfg.fps
-    pos = np.zeros((frames, n, 3))
-    yaw = np.zeros((frames, n))
-    body_pose = np.zeros((frames, n, 24, 3))
+def _walks(motions: list, starts: list[np.ndarray], yaw0: np.ndarray, frames: int, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame and person: ground position (T, N, 3) metres (world), heading (T, N) rad, body pose (T, N, 24, 3)."""
+    n, dt = len(motions), 1.0 / fps
+    pos, yaw, body_pose = np.zeros((frames, n, 3)), np.zeros((frames, n)), np.zeros((frames, n, 24, 3))
     for i in range(n):
         p, psi = starts[i].copy(), yaw0[i]
         for t in range(frames):
@@ -216,9 +205,15 @@ def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path)
             body_pose[t, i] = motion_pose(motions[i], t * dt)
             p = p + motions[i].speed_mps * dt * np.array([math.sin(psi), 0.0, math.cos(psi)])
             psi += motions[i].turn_rate * dt
+    return pos, yaw, body_pose
+
+
+def _place_clip(ctx: BodyContext, cam, betas: np.ndarray, pos: np.ndarray, yaw: np.ndarray, body_pose: np.ndarray) -> Posed:
+    """Pose every person of every frame in the camera frame, feet on the ground and pelvis over its
+    walking position; fields shaped (T, N, ...)."""
+    frames, n = yaw.shape
     r_cw = cam.r_cw
     roots = np.einsum("ij,tnjk->tnik", r_cw, np.stack([[rot_y(a) for a in row] for row in yaw])) if n else np.zeros((frames, 0, 3, 3))
-    betas = np.stack([p.betas for p in people]) if n else np.zeros((0, 10), np.float32)
     flat = pose_in_camera(
         ctx,
         np.repeat(betas[None], frames, 0).reshape(-1, 10),
@@ -226,29 +221,34 @@ def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path)
         roots.reshape(-1, 3, 3),
         np.zeros((frames * n, 3)),
     )
-    # feet on the ground and pelvis over the walking position, in world coordinates
     c = np.array([0.0, cam.height_m, 0.0])
     v_w = torch.einsum("ij,bvj->bvi", torch.tensor(r_cw.T, dtype=torch.float32), flat.vertices)
     j0_w = (r_cw.T @ flat.joints[:, 0].numpy().T).T
     target = pos.reshape(-1, 3)
     off_w = np.stack([target[:, 0] - j0_w[:, 0], -v_w[..., 1].min(1).values.numpy(), target[:, 2] - j0_w[:, 2]], 1)
     off_c = torch.tensor(((off_w - c) @ r_cw.T), dtype=torch.float32)
-    verts = (flat.vertices + off_c[:, None]).reshape(frames, n, -1, 3)
-    joints = (flat.joints + off_c[:, None]).reshape(frames, n, 24, 3)
-    j24 = (flat.j24 + off_c[:, None]).reshape(frames, n, 24, 3)
-    pose = flat.pose.reshape(frames, n, 72)
-    trans = off_c.numpy().reshape(frames, n, 3)
-    light = sample_lighting(rng)
-    backdrop = _ground_backdrop(rng, cam, bgs)
+    return Posed(
+        (flat.vertices + off_c[:, None]).reshape(frames, n, -1, 3),
+        (flat.joints + off_c[:, None]).reshape(frames, n, 24, 3),
+        (flat.j24 + off_c[:, None]).reshape(frames, n, 24, 3),
+        flat.pose.reshape(frames, n, 72),
+        off_c.numpy().reshape(frames, n, 3),
+    )
+
+
+def _render_clip(ctx: BodyContext, cam, posed: Posed, people: list, light, backdrop, path: Path, fps: int) -> dict[str, np.ndarray]:
+    """Render the frames into ``path`` (H.264); per frame and person: boxes, 2D joints, SPIN keypoints, visible pixels."""
+    frames, n = posed.pose.shape[:2]
     gt = {
         k: np.zeros(s, np.float32) for k, s in (("boxes", (frames, n, 4)), ("joints2d", (frames, n, 24, 2)), ("part", (frames, n, 24, 3)))
     }
     pixels = np.zeros((frames, n), np.int32)
-    with VideoWriter(out_dir / f"clip_{index:05d}.mp4", cfg.fps, cfg.width, cfg.height) as writer:
+    verts, joints, j24 = posed.vertices, posed.joints, posed.j24
+    with VideoWriter(path, fps, cam.width, cam.height) as writer:
         for t in range(frames):
             front = verts[t, :, :, 2].min(1).values > 0.3 if n else torch.zeros(0, dtype=torch.bool)
             idx = [i for i in range(n) if bool(front[i])]
-            posed_t = Posed(verts[t, idx], joints[t, idx], j24[t, idx], pose[t, idx], trans[t, idx])
+            posed_t = Posed(verts[t, idx], joints[t, idx], j24[t, idx], posed.pose[t, idx], posed.trans[t, idx])
             r = render_people(ctx, posed_t, [people[i] for i in idx], light, cam.focal_px, cam.center_px, backdrop)
             writer.write(r.rgb)
             for k, i in enumerate(idx):
@@ -260,21 +260,39 @@ def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path)
                 inside = ((puv >= 0) & (puv <= [cam.width - 1, cam.height - 1])).all(1)
                 gt["part"][t, i] = np.concatenate([puv, inside[:, None]], 1)
                 pixels[t, i] = int((r.person_index == k).sum())
+    return {**gt, "pixels": pixels, "present": pixels > 0}
+
+
+def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path) -> dict[str, np.ndarray]:
+    """Render one clip to ``out_dir/clip_XXXXX.mp4``; return its ground truth arrays."""
+    ctx, bgs, user = _context(cfg, body_cfg)
+    rng = np.random.default_rng([cfg.seed, index, 1])
+    cam = sample_camera(rng, cfg.width, cfg.height)
+    frames = max(1, int(round(cfg.seconds * cfg.fps)))
+    starts = [p for p in (_place_on_ground(rng, cam) for _ in range(int(rng.integers(1, cfg.max_people + 1)))) if p is not None]
+    n = len(starts)
+    people = [sample_person(ctx, rng) for _ in range(n)]
+    motions = [sample_motion(rng) for _ in range(n)]
+    yaw0 = rng.uniform(0, 2 * math.pi, n)
+    pos, yaw, body_pose = _walks(motions, starts, yaw0, frames, cfg.fps)
+    betas = np.stack([p.betas for p in people]) if n else np.zeros((0, 10), np.float32)
+    posed = _place_clip(ctx, cam, betas, pos, yaw, body_pose)
+    light = sample_lighting(rng)
+    backdrop = _ground_backdrop(rng, cam, bgs)
+    gt = _render_clip(ctx, cam, posed, people, light, backdrop, out_dir / f"clip_{index:05d}.mp4", cfg.fps)
     result = {
         **gt,
-        "pixels": pixels,
-        "present": pixels > 0,
         "track_ids": np.arange(n, dtype=np.int32),
         "betas": betas.astype(np.float32),
-        "pose": pose.astype(np.float32),
-        "trans": trans.astype(np.float32),
-        "joints3d": joints.numpy().astype(np.float32),
-        "S": np.concatenate([j24.numpy(), np.ones((frames, n, 24, 1), np.float32)], -1),
+        "pose": posed.pose.astype(np.float32),
+        "trans": posed.trans.astype(np.float32),
+        "joints3d": posed.joints.numpy().astype(np.float32),
+        "S": np.concatenate([posed.j24.numpy(), np.ones((frames, n, 24, 1), np.float32)], -1),
         "frame_ids": np.arange(frames, dtype=np.int32),
         "fps": np.float32(cfg.fps),
         "focal_px": np.float32(cam.focal_px),
         "center_px": cam.center_px.astype(np.float32),
-        "r_cw": r_cw.astype(np.float32),
+        "r_cw": cam.r_cw.astype(np.float32),
         "camera_height_m": np.float32(cam.height_m),
         "camera_kind": np.array(cam.kind),
         "motion": np.array([m.kind for m in motions]),
