@@ -216,8 +216,10 @@ def video(
     from lrpose.results import RunInfo
     from lrpose.video import VideoOptions, expand_sources, process_video
 
-    pipe_cfg = PipelineConfig(det_stride, max_gap, batch_frames)
-    options = VideoOptions(min_track, save_verts, not no_overlay, render, texture_stride)
+    pipe_cfg = PipelineConfig(det_stride=det_stride, max_gap=max_gap, batch_frames=batch_frames)
+    options = VideoOptions(
+        min_track=min_track, save_verts=save_verts, overlay=not no_overlay, render_backend=render, texture_stride=texture_stride
+    )
     body = load_body_for(config, smpl, gender, standin)
     model, info, texture_net, texture_id = _networks(body, weights, texture, texture_weights)
     det, det_line = make_detector(detector, detector_weights, boxes, det_size, det_conf)

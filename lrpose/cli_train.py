@@ -42,11 +42,10 @@ def evaluate(
 ) -> None:
     """MPJPE / PA-MPJPE / PVE (mm) of checkpoints at chosen person resolutions (or --task temporal / texture)."""
     from lrpose import assets
-    from lrpose.errors import InputError
+    from lrpose.config import check_choice
     from lrpose.files import save_csv, save_json
 
-    if task not in ("pose", "temporal", "texture"):
-        raise InputError(f"--task must be pose, temporal or texture, not '{task}'")
+    check_choice("task", task, ("pose", "temporal", "texture"))
     body = load_body_for(config, smpl, None, standin)
     if task == "texture":
         records = _eval_texture(data, [*weights] if weights else [assets.resolve("texture")], body, low_res, limit, reid_weights)
@@ -182,11 +181,6 @@ def train_rscnet(
     from lrpose.training.loop import TrainConfig
     from lrpose.training.loop import train_rscnet as run
 
-    if ss not in ("directional", "highest", "undirected", "none") or cl not in ("contrastive", "mse", "cosine", "none"):
-        raise InputError("--ss must be directional|highest|undirected|none and --cl contrastive|mse|cosine|none")
-    for name, value in (("--steps", steps), ("--batch-size", batch_size), ("--queue-size", queue_size), ("--ckpt-every", ckpt_every)):
-        if value < 1:
-            raise InputError(f"{name} must be at least 1, got {value}")
     try:
         ratio_values = tuple(float(v) for v in ratios.split(",")) if ratios else ()
     except ValueError:
@@ -311,14 +305,9 @@ def train_texture(
     config: ConfigOpt = None,
 ) -> None:
     """Train the texture network (TexGlo) on synthetic crops with ground-truth UV maps."""
-    from lrpose.errors import InputError
     from lrpose.training.texture import TextureTrainConfig
     from lrpose.training.texture import train_texture as run
 
-    if fusion not in ("sum", "concat"):
-        raise InputError(f"--fusion must be sum or concat, not '{fusion}'")
-    if steps < 1 or batch_size < 1 or ckpt_every < 1:
-        raise InputError("--steps, --batch-size and --ckpt-every must be at least 1")
     cfg = TextureTrainConfig(
         data=str(data), out=str(out), steps=steps, batch_size=batch_size, lr=lr, low_res=low_res, tex_size=tex_size, width=width,
         global_context=not no_global, fusion=fusion, reid_weights=str(reid_weights) if reid_weights else None,

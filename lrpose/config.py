@@ -1,5 +1,9 @@
-"""Typed configuration: frozen dataclasses, one per stage.
+"""Configuration that a file can set, and the shared check every stage config runs on itself.
 
+Each stage has its own frozen config next to its code (``PipelineConfig`` in pipeline.py,
+``VideoOptions`` in video.py, ``SynthConfig``, ``TrainConfig``, ``TemporalTrainConfig`` and
+``TextureTrainConfig`` under training/); each checks its values in ``__post_init__`` with
+``check_minimums``. This module holds the ones a TOML file may set (today: ``[body]``).
 Precedence: command-line flag > config file (TOML) > default. A config file has one table
 per section, e.g.::
 
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lrpose.errors import ConfigError
+from lrpose.errors import ConfigError, InputError
 
 
 @dataclass(frozen=True)
@@ -74,3 +78,18 @@ def load_config(path: Path | None = None, **overrides: dict[str, Any]) -> Config
         merged.update({k: v for k, v in overrides.get(name, {}).items() if v is not None})
         built[name] = _section(cls, merged, name)
     return Config(**built)
+
+
+def check_minimums(cfg: Any, **minimums: float) -> None:
+    """InputError naming the command-line option when a field of ``cfg`` is below its minimum,
+    e.g. ``check_minimums(cfg, steps=1, max_gap=0)`` -> "--max-gap must be at least 0, got -1"."""
+    for name, low in minimums.items():
+        value = getattr(cfg, name)
+        if value < low:
+            raise InputError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """InputError when ``value`` of option ``--name`` is not one of ``choices``."""
+    if value not in choices:
+        raise InputError(f"--{name.replace('_', '-')} must be {' | '.join(choices)}, not '{value}'")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from lrpose.body import BodyModel
+from lrpose.config import check_minimums
 from lrpose.crops import BOX_SCALE, SquareCrop, apply_affine, crop_person, validate_box
 from lrpose.detect import Detector
 from lrpose.errors import InputError
@@ -44,9 +45,7 @@ class PipelineConfig:
     """Frames whose crops go through RSC-Net in one batch."""
 
     def __post_init__(self) -> None:
-        for name, value, low in (("det_stride", self.det_stride, 1), ("max_gap", self.max_gap, 0), ("batch_frames", self.batch_frames, 1)):
-            if value < low:
-                raise InputError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+        check_minimums(self, det_stride=1, max_gap=0, batch_frames=1)
         if self.det_stride > 1 and self.max_gap < self.det_stride:
             raise InputError(
                 f"--max-gap ({self.max_gap}) must be at least --det-stride ({self.det_stride}): one missed detection would end a track"

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from lrpose.body import BodyModel
+from lrpose.config import check_choice, check_minimums
 from lrpose.crops import cut_square, square_from_box
-from lrpose.errors import InputError
 from lrpose.geometry import axis_angle_to_rotmat, focal_for
 from lrpose.io import FrameSource, VideoWriter
 from lrpose.pipeline import Pipeline, StageTimer
@@ -53,11 +53,8 @@ class VideoOptions:
     """With a texture network: predict a texture on every k-th observed frame of a track."""
 
     def __post_init__(self) -> None:
-        for name, value in (("--min-track", self.min_track), ("--texture-stride", self.texture_stride)):
-            if value < 1:
-                raise InputError(f"{name} must be at least 1, got {value}")
-        if self.render_backend not in ("auto", "gl", "torch"):
-            raise InputError(f"--render must be auto, gl or torch, not '{self.render_backend}'")
+        check_minimums(self, min_track=1, texture_stride=1)
+        check_choice("render", self.render_backend, ("auto", "gl", "torch"))
 
 
 def expand_sources(paths: list[Path]) -> list[Path]:

@@ -21,12 +21,13 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
 from lrpose.body import BodyModel
+from lrpose.config import check_choice, check_minimums
 from lrpose.errors import InputError
 from lrpose.geometry import axis_angle_to_rotmat
 from lrpose.models.checkpoint import default_mean_params, load_rscnet, save
 from lrpose.models.rscnet import RSCNet, RSCNetConfig, RSCNetOutput
 from lrpose.resolution import NUM_RANGES
-from lrpose.training.data import MixedDataset, SpinDataset, StepBatches, SyntheticCrops, progressive_ranges
+from lrpose.training.data import MixedDataset, StepBatches, open_dataset, progressive_ranges
 from lrpose.training.losses import FeatureQueue, basic_loss_parts, feature_loss, self_supervision_loss
 from lrpose.training.plumbing import RunFolder, config_json, resume_state
 
@@ -61,21 +62,18 @@ class TrainConfig:
     workers: int = 0
     weights: dict[str, float] = field(default_factory=lambda: {"pose": 1.0, "betas": 0.001, "kp3d": 5.0, "kp2d": 5.0})
 
+    def __post_init__(self) -> None:
+        check_choice("ss", self.ss, ("directional", "highest", "undirected", "none"))
+        check_choice("cl", self.cl, ("contrastive", "mse", "cosine", "none"))
+        check_minimums(self, steps=1, batch_size=1, queue_size=1, ckpt_every=1, workers=0)
+        if self.ratios and len(self.ratios) != len(self.data):
+            raise InputError(f"--ratios has {len(self.ratios)} values for {len(self.data)} --data entries")
+
 
 def build_dataset(cfg: TrainConfig) -> Dataset:
     """One dataset per ``data`` entry (folder: synthetic crops; .npz: SPIN format with its image root)."""
-    sets = []
-    for k, item in enumerate(cfg.data):
-        path = Path(item)
-        if path.is_dir():
-            sets.append(SyntheticCrops(path))
-        elif path.suffix == ".npz" and path.is_file():
-            root = cfg.img_roots[k] if k < len(cfg.img_roots) and cfg.img_roots[k] else None
-            if root is None:
-                raise InputError(f"{path} is SPIN-format data: give its image folder with --img-root")
-            sets.append(SpinDataset(path, Path(root)))
-        else:
-            raise InputError(f"training data {path} is neither a folder of synthetic crops nor a SPIN .npz")
+    roots = [*cfg.img_roots, *[None] * len(cfg.data)]
+    sets = [open_dataset(Path(item), Path(roots[k]) if roots[k] else None) for k, item in enumerate(cfg.data)]
     if len(sets) == 1:
         return sets[0]
     return MixedDataset(sets, list(cfg.ratios) if cfg.ratios else [1.0] * len(sets))

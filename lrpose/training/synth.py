@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from lrpose.body import SPIN_J24_NAMES
-from lrpose.config import BodyConfig
+from lrpose.config import BodyConfig, check_choice, check_minimums
 from lrpose.errors import InputError
 from lrpose.files import atomic_write_bytes, save_npz, save_png
 from lrpose.geometry import SPIN_FOCAL_PX
@@ -71,11 +71,8 @@ class SynthConfig:
     max_people: int = 6
 
     def __post_init__(self) -> None:
-        if self.kind not in ("crops", "video"):
-            raise InputError(f"--kind must be crops or video, not '{self.kind}'")
-        for name in ("n", "workers", "crop_size", "tex_size", "shard_size", "fps", "max_people"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        check_choice("kind", self.kind, ("crops", "video"))
+        check_minimums(self, n=1, workers=1, crop_size=1, tex_size=1, shard_size=1, fps=1, max_people=1)
         if self.seconds <= 0:
             raise InputError(f"--seconds must be positive, got {self.seconds}")
 

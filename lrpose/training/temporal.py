@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from lrpose.body import BodyModel
+from lrpose.config import check_minimums
 from lrpose.errors import InputError
 from lrpose.geometry import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
 from lrpose.metrics import MeanMetric, accel, accel_error, mpjpe, pa_mpjpe, pelvis_align
@@ -47,6 +48,9 @@ class TemporalTrainConfig:
     seed: int = 0
     ckpt_every: int = 500
     weights: tuple[tuple[str, float], ...] = (("pose", 1.0), ("betas", 0.001), ("kp3d", 5.0), ("kp2d", 5.0))
+
+    def __post_init__(self) -> None:
+        check_minimums(self, steps=1, batch_size=1, seq_len=3, hidden=1, layers=1, ckpt_every=1, adv_weight=0.0)
 
 
 class MotionDiscriminator(nn.Module):

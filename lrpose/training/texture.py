@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from lrpose.body import BodyModel
+from lrpose.config import check_choice, check_minimums
 from lrpose.crops import normalize, resize_square
 from lrpose.errors import AssetFormatError, InputError
 from lrpose.geometry import SPIN_FOCAL_PX
@@ -198,6 +199,10 @@ class TextureTrainConfig:
     width: int = 32
     global_context: bool = True
     fusion: str = "sum"
+
+    def __post_init__(self) -> None:
+        check_choice("fusion", self.fusion, ("sum", "concat"))
+        check_minimums(self, steps=1, batch_size=1, ckpt_every=1, low_res=1, tex_size=1, width=1, reid_weight=0.0)
 
 
 def _batch(
