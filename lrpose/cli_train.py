@@ -4,6 +4,7 @@ app of ``lrpose.cli``). Training modules are imported inside the commands only."
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -192,16 +193,24 @@ def train_rscnet(
         ckpt_every=ckpt_every, seed=seed, workers=workers,
     )  # fmt: skip
     body = load_body_for(config, smpl, None, standin)
+    _train("train rscnet", cfg.steps, out, _RSCNET_INFO, lambda report: run(cfg, body, resume=resume, progress=report))
+
+
+_RSCNET_INFO = "loss {loss:.3f} (basic {basic:.3f} ss {ss:.4f} cl {cl:.3f})"
+
+
+def _train(name: str, steps: int, out: Path, info: str, call: Callable[[Callable | None], Path]) -> Path:
+    """``call(progress)`` a trainer under a progress bar showing ``info.format(**loss_parts)`` (under
+    torchrun only rank 0 reports), then say where its files are."""
     with progress_bar() as bar:
-        task = bar.add_task("train rscnet", total=steps, info="")
+        task = bar.add_task(name, total=steps, info="")
 
         def report(step: int, total: int, parts: dict) -> None:
-            info = f"loss {parts['loss']:.3f} (basic {parts['basic']:.3f} ss {parts['ss']:.4f} cl {parts['cl']:.3f})"
-            bar.update(task, completed=step, info=info)
+            bar.update(task, completed=step, info=info.format(**parts))
 
-        is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
-        final = run(cfg, body, resume=resume, progress=report if is_main else None)
+        final = call(report if int(os.environ.get("RANK", "0")) == 0 else None)
     console.print(f"checkpoint: {final} | log: {out / 'train_log.csv'} | plot: {out / 'loss.png'}", soft_wrap=True)
+    return final
 
 
 @train_app.command("temporal")
@@ -244,14 +253,10 @@ def train_temporal(
     body = load_body_for(config, smpl, None, standin)
     out.mkdir(parents=True, exist_ok=True)
     train_seqs = _features(data, model, info.checkpoint_id, out / "features_train.npz", seed)
-    with progress_bar() as bar:
-        task = bar.add_task("train temporal", total=steps, info="")
-
-        def report(step: int, total: int, parts: dict) -> None:
-            bar.update(task, completed=step, info=f"loss {parts['loss']:.4f} kp3d {parts['kp3d']:.4f}")
-
-        final = run(cfg, body, train_seqs, rscnet_path, info.checkpoint_id, resume=resume, progress=report)
-    console.print(f"checkpoint: {final} | log: {out / 'train_log.csv'} | plot: {out / 'loss.png'}", soft_wrap=True)
+    final = _train(
+        "train temporal", cfg.steps, out, "loss {loss:.4f} kp3d {kp3d:.4f}",
+        lambda report: run(cfg, body, train_seqs, rscnet_path, info.checkpoint_id, resume=resume, progress=report),
+    )  # fmt: skip
     if heldout is not None:
         seqs = _features(heldout, model, info.checkpoint_id, out / "features_heldout.npz", seed + 1)
         module, _ = load_temporal(final)
@@ -315,11 +320,10 @@ def train_texture(
         mesh_weights=str(weights) if weights else None,
     )  # fmt: skip
     body = load_body_for(config, smpl, None, standin)
-    with progress_bar() as bar:
-        task = bar.add_task("train texture", total=steps, info="")
-
-        def report(step: int, total: int, parts: dict) -> None:
-            bar.update(task, completed=step, info=f"uv L1 {parts['uv_l1']:.4f} img L1 {parts['image_l1']:.4f}")
-
-        final = run(cfg, body, resume=resume, progress=report)
-    console.print(f"checkpoint: {final} | log: {out / 'train_log.csv'} | plot: {out / 'loss.png'}", soft_wrap=True)
+    _train(
+        "train texture",
+        cfg.steps,
+        out,
+        "uv L1 {uv_l1:.4f} img L1 {image_l1:.4f}",
+        lambda report: run(cfg, body, resume=resume, progress=report),
+    )

@@ -109,22 +109,30 @@ def test_sequences_round_trip(clips, tiny, tmp_path):
     assert back.rscnet_id == info.checkpoint_id and np.array_equal(back.features, seqs.features)
 
 
-def test_interrupted_run_resumes_exactly(clips, tiny, tmp_path):
+def _straight_and_cut(clips, tiny, tmp_path, steps: int, stop: int, **extra):
+    """A straight temporal run to ``steps`` (its final module) and the same run interrupted after step ``stop``."""
     from lrpose.training.temporal import TemporalTrainConfig, train_temporal
 
     body = load_body()
     model, info = load_rscnet(tiny)
     seqs = extract(clips, model, info.checkpoint_id, min_len=8)
-    cfg = TemporalTrainConfig(out=str(tmp_path / "a"), steps=6, batch_size=2, seq_len=8, hidden=16, ckpt_every=100)
+    cfg = TemporalTrainConfig(out=str(tmp_path / "a"), steps=steps, batch_size=2, seq_len=8, hidden=16, **extra)
     full, _ = load_temporal(train_temporal(cfg, body, seqs, tiny, info.checkpoint_id))
 
-    def stop_at_3(step, total, parts):
-        if step == 3:
+    def interrupt(step, total, parts):
+        if step == stop:
             raise KeyboardInterrupt
 
     cut = TemporalTrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "b")})
     with pytest.raises(KeyboardInterrupt):
-        train_temporal(cut, body, seqs, tiny, info.checkpoint_id, progress=stop_at_3)
+        train_temporal(cut, body, seqs, tiny, info.checkpoint_id, progress=interrupt)
+    return body, seqs, info, full, cut
+
+
+def test_interrupted_run_resumes_exactly(clips, tiny, tmp_path):
+    from lrpose.training.temporal import TemporalTrainConfig, train_temporal
+
+    body, seqs, info, full, cut = _straight_and_cut(clips, tiny, tmp_path, steps=6, stop=3, ckpt_every=100)
     ckpt = tmp_path / "b" / "last.pt"
     raw = torch.load(ckpt, weights_only=True)
     assert raw["train_state"]["step"] == 3 and "optimizer" not in raw["meta"] and raw["rscnet_id"] == info.checkpoint_id
@@ -137,24 +145,12 @@ def test_interrupted_run_resumes_exactly(clips, tiny, tmp_path):
         assert torch.equal(v, w), k
 
 
-def test_run_from_before_0_3_resumes_from_its_meta(clips, tiny, tmp_path):
-    """Temporal runs before 0.3 kept their resumable state under "meta"; they still resume exactly."""
+def test_run_of_lrpose_0_1_resumes_from_its_meta(clips, tiny, tmp_path):
+    """Temporal runs of lrpose 0.1 kept their resumable state under "meta"; they still resume exactly."""
     from lrpose.files import atomic_torch_save
-    from lrpose.training.temporal import TemporalTrainConfig, train_temporal
+    from lrpose.training.temporal import train_temporal
 
-    body = load_body()
-    model, info = load_rscnet(tiny)
-    seqs = extract(clips, model, info.checkpoint_id, min_len=8)
-    cfg = TemporalTrainConfig(out=str(tmp_path / "a"), steps=2, batch_size=2, seq_len=8, hidden=16)
-    full, _ = load_temporal(train_temporal(cfg, body, seqs, tiny, info.checkpoint_id))
-
-    def stop_at_1(step, total, parts):
-        if step == 1:
-            raise KeyboardInterrupt
-
-    cut = TemporalTrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "b")})
-    with pytest.raises(KeyboardInterrupt):
-        train_temporal(cut, body, seqs, tiny, info.checkpoint_id, progress=stop_at_1)
+    body, seqs, info, full, cut = _straight_and_cut(clips, tiny, tmp_path, steps=2, stop=1)
     obj = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
     obj["meta"] = obj.pop("train_state")
     atomic_torch_save(tmp_path / "old.pt", obj)

@@ -240,6 +240,10 @@ def test_texture_per_track(clip, tiny, tmp_path, capsys, without_shipped_network
     assert files == ["0000.mtl", "0000.npz", "0000.obj", "0000_texture.png"]  # the dropped track gets none
     tex = cv2.imread(str(tmp_path / "walk" / "tracks" / "0000_texture.png"))
     assert tex.shape == (128, 128, 3)
+    # the texture network's id reaches the track file and the summary like the other networks'
+    z = np.load(tmp_path / "walk" / "tracks" / "0000.npz")
+    summary = json.loads((tmp_path / "walk" / "summary.json").read_text())
+    assert str(z["texture"]) == summary["texture"] == "untrained(seed=0)"
 
 
 def test_fused_texture_is_the_weighted_mean_of_the_frames_that_see_a_texel():

@@ -175,7 +175,7 @@ def load_train_state(path: Path) -> dict[str, Any]:
         raise AssetFormatError(f"{path} is not an lrpose checkpoint")
     state = obj.get("train_state")
     if state is None and isinstance(obj.get("meta"), dict) and "optimizer" in obj["meta"]:
-        state = obj["meta"]  # temporal runs before 0.3 kept their state under "meta"
+        state = obj["meta"]  # temporal runs of lrpose 0.1 kept their state under "meta"
     if not isinstance(state, dict):
         raise AssetFormatError(f"{path} is not a resumable lrpose training checkpoint")
     return state
