@@ -45,6 +45,15 @@ SPIN_J24_NAMES = (
 )  # fmt: skip
 _H36M_FOR_J24 = (*H36M_TO_LSP14, 0, 8, 7, 9, 10)  # first 19 of SPIN J24 from the H36M-17 joints
 _EXTRA_FOR_J24 = (0, 2, 1, 4, 3)  # smplx extra joints are nose, reye, leye, rear, lear
+COCO17_NAMES = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+COCO17_FLIP = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
+"""COCO index of each keypoint's left/right mirror."""
+_COCO_FACE_EXTRA = (0, 2, 1, 4, 3)  # COCO nose, L eye, R eye, L ear, R ear among smplx's extra vertex keypoints
+_COCO_LIMBS_H36M = (11, 14, 12, 15, 13, 16, 1, 4, 2, 5, 3, 6)  # COCO 5..16 from H36M-17 (SPIN's regressor semantics)
+_COCO_LIMBS_SMPL = (16, 17, 18, 19, 20, 21, 1, 2, 4, 5, 7, 8)  # the same from SMPL joints (no H36M regressor)
 
 
 @dataclass(frozen=True)
@@ -172,6 +181,22 @@ class BodyModel(nn.Module):
     def lsp_joints(self, vertices: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) vertices -> (B, 14, 3) LSP joints (the evaluation set of SPIN/VIBE)."""
         return self.h36m_joints(vertices)[:, list(H36M_TO_LSP14)]
+
+    def coco_regressor(self) -> torch.Tensor:
+        """(17, V) linear map from posed vertices to the 17 COCO keypoints (``COCO17_NAMES``): face
+        keypoints are the body's nose / eye / ear vertices (SMPL: smplx's standard ids; stand-in: the ids
+        its build tool chose, stored in the body file); shoulders to ankles are the H36M regressor's
+        LSP joints (SPIN's choice for 2D keypoints), or SMPL's joint regressor when a real SMPL comes
+        without ``J_regressor_h36m.npy``."""
+        nv = self.layer.v_template.shape[0]
+        reg = torch.zeros(17, nv)
+        face = self.layer.vertex_joint_selector.extra_joints_idxs[list(_COCO_FACE_EXTRA)]
+        reg[torch.arange(5), face] = 1.0
+        if self.h36m_regressor is not None:
+            reg[5:] = self.h36m_regressor[list(_COCO_LIMBS_H36M)].float()
+        else:
+            reg[5:] = self.layer.J_regressor[list(_COCO_LIMBS_SMPL)].float()
+        return reg
 
     def spin_j24(self, out: BodyOutput) -> torch.Tensor:
         """(B, 24, 3) SPIN's 24 keypoints (``SPIN_J24_NAMES``) of a posed body."""

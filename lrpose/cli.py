@@ -40,6 +40,8 @@ SmplOpt = Annotated[Path | None, typer.Option("--smpl", help="SMPL file or folde
 GenderOpt = Annotated[str | None, typer.Option("--gender", help="neutral | male | female (real SMPL only).")]
 StandinOpt = Annotated[bool | None, typer.Option("--standin/--no-standin", help="Force the shipped stand-in body.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file (flags override it).")]
+RefineOpt = Annotated[bool, typer.Option("--refine/--no-refine", help="Fit the bodies to the detector's keypoints when it gives them.")]
+RefineItersOpt = Annotated[int, typer.Option("--refine-iters", help="Optimiser steps of the keypoint fit.")]
 
 
 _state = {"debug": False}
@@ -157,6 +159,13 @@ def _networks(body, weights: Path | None, texture: bool, texture_weights: Path |
     return model, info, net, tex.checkpoint_id
 
 
+def _refiner(body, refine: bool, iters: int):
+    """The keypoint fit, or None with ``--no-refine``."""
+    from lrpose.refine import RefineConfig, Refiner
+
+    return Refiner(body, RefineConfig(iters=iters)) if refine else None
+
+
 def _summary_table(rows: list) -> Table:
     """One row per source: a ``(RunSummary, folder)`` pair, or ``(source, error)`` for one that failed."""
     table = Table(title="lrpose video")
@@ -204,6 +213,8 @@ def video(
     ] = False,
     texture_weights: Annotated[Path | None, typer.Option("--texture-weights", help="Texture network checkpoint.")] = None,
     texture_stride: Annotated[int, typer.Option("--texture-stride", help="Predict the texture on every k-th frame.")] = 5,
+    refine: RefineOpt = True,
+    refine_iters: RefineItersOpt = 30,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,
@@ -229,7 +240,7 @@ def video(
     console.print(
         f"detector: {det_line} | temporal: {temporal.line} | RSC-Net: {info.checkpoint_id} | body: {body.body_id}", soft_wrap=True
     )
-    pipeline = Pipeline(model, body, det, temporal.module, pipe_cfg)
+    pipeline = Pipeline(model, body, det, temporal.module, pipe_cfg, refiner=_refiner(body, refine, refine_iters))
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, temporal.line, texture_id)
     run = partial(process_video, pipeline=pipeline, body=body, info=run_info, options=options, texture_net=texture_net)
     rows = _run_sources(expand_sources(sources), out, resume, run)
@@ -279,6 +290,12 @@ def image(
         bool, typer.Option("--texture", help="Also estimate the texture: textured OBJ + MTL + PNG and a 3-view PNG.")
     ] = False,
     texture_weights: Annotated[Path | None, typer.Option("--texture-weights", help="Texture network checkpoint.")] = None,
+    detector: Annotated[
+        str | None,
+        typer.Option("--detector", help="Find the person (the largest) and keypoints with a detector: auto | yolo | hog."),
+    ] = None,
+    refine: RefineOpt = True,
+    refine_iters: RefineItersOpt = 30,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,
@@ -286,6 +303,7 @@ def image(
 ) -> None:
     """Reconstruct one person in an image: SMPL .npz and an overlay PNG."""
     from lrpose.crops import parse_box
+    from lrpose.errors import InputError
     from lrpose.image import process_image
     from lrpose.io import read_image
     from lrpose.pipeline import Pipeline
@@ -293,13 +311,24 @@ def image(
 
     picture = read_image(path)
     person_box = parse_box(box, picture.shape[1], picture.shape[0])  # bad input fails before any network loads
+    keypoints, det_line = None, "none"
+    if detector is not None:
+        from lrpose.detect import find_person, make_detector
+
+        if person_box is not None:
+            raise InputError("give either --box or --detector")
+        det, det_line = make_detector(detector)
+        person_box, keypoints = find_person(det, picture)
     body = load_body_for(config, smpl, gender, standin)
     model, info, texture_net, texture_id = _networks(body, weights, texture, texture_weights)
-    run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, texture=texture_id)
-    result = process_image(picture, out / path.stem, Pipeline(model, body), run_info, person_box, save_verts, texture_net)
+    run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, texture=texture_id)
+    pipeline = Pipeline(model, body, refiner=_refiner(body, refine, refine_iters))
+    result = process_image(picture, out / path.stem, pipeline, run_info, person_box, save_verts, texture_net, keypoints)
     est = result.estimate
     if est.below_minimum:
         note(f"note: the person crop is {est.native_size} px, below the 24 px the model is trained for")
+    if est.refined:
+        console.print(f"fitted to the detector's keypoints: {est.kp_residual[0]:.1f} -> {est.kp_residual[1]:.1f} px", soft_wrap=True)
     console.print(
         f"{path}: person crop {est.native_size} px -> range {est.range_index} | body {body.body_id} | "
         f"checkpoint {info.checkpoint_id} -> {', '.join(str(f) for f in result.files)}",

@@ -39,20 +39,31 @@ class Detector(Protocol):
     def __call__(self, image: np.ndarray, frame_index: int) -> Detections: ...
 
 
-def _clean(boxes: np.ndarray, scores: np.ndarray, width: int, height: int, min_height: float) -> Detections:
-    """Clip to the frame; drop boxes thinner than 2 px or shorter than ``min_height``."""
+def _clean(
+    boxes: np.ndarray, scores: np.ndarray, width: int, height: int, min_height: float, keypoints: np.ndarray | None = None
+) -> Detections:
+    """Clip to the frame; drop boxes thinner than 2 px or shorter than ``min_height``. Keypoints that
+    are not finite or lie outside the frame get confidence 0 (their coordinates set to 0)."""
     if len(boxes) == 0:
         return EMPTY
     b = boxes.astype(np.float32).copy()
     b[:, [0, 2]] = b[:, [0, 2]].clip(0, width)
     b[:, [1, 3]] = b[:, [1, 3]].clip(0, height)
     keep = (b[:, 2] - b[:, 0] >= 2) & (b[:, 3] - b[:, 1] >= max(2.0, min_height))
-    return Detections(b[keep], scores.astype(np.float32)[keep])
+    if keypoints is not None:
+        k = np.asarray(keypoints, np.float32).copy()
+        bad = ~np.isfinite(k).all(-1) | (k[..., 0] < -0.5) | (k[..., 1] < -0.5) | (k[..., 0] > width - 0.5) | (k[..., 1] > height - 0.5)
+        k[bad] = 0.0
+        k[..., 2] = k[..., 2].clip(0.0, 1.0)
+        keypoints = k[keep]
+    return Detections(b[keep], scores.astype(np.float32)[keep], keypoints)
 
 
 class BoxesFile:
     """Boxes per frame from JSON: ``{"frames": {"<index>": [[x1, y1, x2, y2(, score)], ...]}}``
-    or a plain list with one list of boxes per frame. Frames not listed have no people."""
+    or a plain list with one list of boxes per frame. Frames not listed have no people. A row may
+    instead be ``{"box": [x1, y1, x2, y2], "score": s, "keypoints": [[x, y, conf] x 17]}`` (COCO-17
+    order; ``score`` and ``keypoints`` optional)."""
 
     name = "boxes"
 
@@ -70,18 +81,43 @@ class BoxesFile:
         self._frames: dict[int, Detections] = {}
         for key, rows in frames.items():
             try:
-                arr = np.asarray(rows, np.float32).reshape(-1, len(rows[0]) if rows else 4)
                 index = int(key)
-            except (ValueError, TypeError, IndexError):
-                raise InputError(f"--boxes {path}: frame {key!r} must map to a list of [x1, y1, x2, y2(, score)] rows") from None
-            if arr.shape[1] not in (4, 5) or not np.isfinite(arr).all() or (arr[:, 2] <= arr[:, 0]).any() or (arr[:, 3] <= arr[:, 1]).any():
-                raise InputError(f"--boxes {path}: frame {key}: rows must be finite [x1, y1, x2, y2(, score)] with x2 > x1, y2 > y1")
-            scores = arr[:, 4] if arr.shape[1] == 5 else np.ones(len(arr), np.float32)
-            self._frames[index] = Detections(arr[:, :4], scores)
+            except (ValueError, TypeError):
+                raise InputError(f"--boxes {path}: frame key {key!r} is not a frame index") from None
+            self._frames[index] = _json_rows(rows, f"--boxes {path}: frame {key}")
 
     def __call__(self, image: np.ndarray, frame_index: int) -> Detections:
         d = self._frames.get(frame_index, EMPTY)
-        return _clean(d.boxes_xyxy, d.scores, image.shape[1], image.shape[0], 0.0)
+        return _clean(d.boxes_xyxy, d.scores, image.shape[1], image.shape[0], 0.0, d.keypoints)
+
+
+def _json_rows(rows: object, where: str) -> Detections:
+    """One frame of ``--boxes`` JSON: list rows ``[x1, y1, x2, y2(, score)]`` or dict rows with
+    ``box``, ``score`` and ``keypoints``; keypoints are kept only when every row of the frame has them."""
+    if not isinstance(rows, list):
+        raise InputError(f"{where}: expected a list of [x1, y1, x2, y2(, score)] rows")
+    boxes, scores, kps = [], [], []
+    for row in rows:
+        kp = None
+        if isinstance(row, dict):
+            box, score, kp = row.get("box"), row.get("score", 1.0), row.get("keypoints")
+        else:
+            box, score = (row[:4], row[4] if len(row) == 5 else 1.0) if isinstance(row, list) and len(row) in (4, 5) else (None, 0)
+        try:
+            b = np.asarray(box, np.float32).reshape(4)
+            s = float(score)
+            k = None if kp is None else np.asarray(kp, np.float32).reshape(17, 3)
+        except (ValueError, TypeError):
+            raise InputError(f"{where}: rows must be [x1, y1, x2, y2(, score)] or {{box, score, keypoints (17 x [x, y, conf])}}") from None
+        if not np.isfinite(b).all() or b[2] <= b[0] or b[3] <= b[1]:
+            raise InputError(f"{where}: boxes must be finite [x1, y1, x2, y2] with x2 > x1, y2 > y1")
+        boxes.append(b)
+        scores.append(s)
+        kps.append(k)
+    if not boxes:
+        return EMPTY
+    keypoints = np.stack(kps) if all(k is not None for k in kps) else None
+    return Detections(np.stack(boxes), np.asarray(scores, np.float32), keypoints)
 
 
 class HogDetector:
@@ -170,6 +206,9 @@ class YoloDetector:
         self.det_size = max(32, int(round(det_size / 32)) * 32)
         self.conf, self.min_height = conf, min_height
         self.person = next((k for k, v in self.model.names.items() if v == "person"), 0)
+        shape = getattr(self.model, "kpt_shape", None) or getattr(self.model, "yaml", {}).get("kpt_shape")
+        self.keypoints = tuple(shape) == (17, 3) if shape is not None else False
+        """True for a COCO-17 pose model (e.g. yolo11n-pose): detections carry keypoints."""
 
     def __call__(self, image: np.ndarray, frame_index: int) -> Detections:
         torch = self._torch
@@ -188,7 +227,11 @@ class YoloDetector:
         if len(det) == 0:
             return EMPTY
         boxes = (det[:, :4] - [left, top, left, top]) / scale
-        return _clean(boxes, det[:, 4], w, h, self.min_height)
+        kps = None
+        if self.keypoints and det.shape[1] >= 6 + 51:
+            kps = det[:, 6 : 6 + 51].reshape(-1, 17, 3).copy()
+            kps[..., :2] = (kps[..., :2] - [left, top]) / scale - 0.5  # continuous -> pixel-centre coordinates
+        return _clean(boxes, det[:, 4], w, h, self.min_height, kps)
 
 
 def make_detector(
@@ -211,3 +254,13 @@ def make_detector(
             why = "no YOLO weights found" if path is None else "ultralytics is not installed"
             return HogDetector(det_size, 0.3 if conf is None else conf), f"hog (fallback: {why}; see 'YOLO detector' in the README)"
     return HogDetector(det_size, 0.3 if conf is None else conf), f"hog (input {det_size} px)"
+
+
+def find_person(detector: Detector, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The largest person ``detector`` finds in ``image``: (box (4,), its keypoints (17, 3) or None)."""
+    dets = detector(image, 0)
+    if len(dets.boxes_xyxy) == 0:
+        raise InputError(f"the {detector.name} detector found no person in the image: give --box, or no --detector for a person crop")
+    b = dets.boxes_xyxy
+    k = int(np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])))
+    return b[k].astype(np.float64), None if dets.keypoints is None else dets.keypoints[k]

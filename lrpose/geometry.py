@@ -156,6 +156,18 @@ def cam_crop_to_full(
     return torch.stack([tx, ty, tz], dim=-1)
 
 
+def cam_full_to_crop(
+    translation: torch.Tensor, box_center: torch.Tensor, box_size: torch.Tensor, image_size: torch.Tensor, focal_px: torch.Tensor
+) -> torch.Tensor:
+    """The inverse of ``cam_crop_to_full``: (B, 3) full-frame translation -> (B, 3) crop camera ``[s, tx, ty]``."""
+    tz = translation[:, 2].clamp_min(1e-6)
+    bs = 2.0 * focal_px / tz
+    s = bs / box_size
+    tx = translation[:, 0] - 2.0 * (box_center[:, 0] - image_size[:, 0] / 2.0) / bs
+    ty = translation[:, 1] - 2.0 * (box_center[:, 1] - image_size[:, 1] / 2.0) / bs
+    return torch.stack([s, tx, ty], dim=-1)
+
+
 def similarity_procrustes(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Align (B, N, 3) ``source`` to ``target`` by the best similarity transform (scale, rotation,
     translation; no reflection) in the least-squares sense; returns the aligned source (B, N, 3).

@@ -42,11 +42,14 @@ def process_image(
     box_xyxy: np.ndarray | None = None,
     save_verts: bool = False,
     texture_net: TexGlo | None = None,
+    keypoints: np.ndarray | None = None,
 ) -> ImageResult:
     """Estimate the person in ``box_xyxy`` of ``picture`` ((H, W, 3) uint8 RGB; box ``[x1, y1, x2, y2]``
-    pixels, padded 1.2x; None: the whole image is a person-centred crop) and write ``<stem>.npz`` etc."""
+    pixels, padded 1.2x; None: the whole image is a person-centred crop) and write ``<stem>.npz`` etc.
+    ``keypoints`` (17, 3) detector COCO keypoints of that person: the body is fitted to them when
+    the pipeline has a refiner."""
     h, w = picture.shape[:2]
-    est = pipeline.estimate_image(picture, box_xyxy)
+    est = pipeline.estimate_image(picture, box_xyxy, keypoints)
     focal = focal_for(w, h)
     files = [stem.with_suffix(".npz"), stem.with_name(stem.name + "_overlay.png")]
     save_image_result(files[0], est, info, (w, h), focal, save_verts)

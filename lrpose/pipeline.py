@@ -25,9 +25,10 @@ from lrpose.config import check_minimums
 from lrpose.crops import BOX_SCALE, SquareCrop, apply_affine, crop_person, validate_box
 from lrpose.detect import Detector
 from lrpose.errors import InputError
-from lrpose.geometry import cam_crop_to_full, focal_for, rotmat_to_axis_angle, weak_perspective_project
+from lrpose.geometry import cam_crop_to_full, cam_full_to_crop, focal_for, rotmat_to_axis_angle, weak_perspective_project
 from lrpose.models.rscnet import RSCNet
 from lrpose.models.temporal import TemporalModule
+from lrpose.refine import Refiner
 from lrpose.resolution import select_range
 from lrpose.track import SortTracker, Tracker
 from lrpose.types import Frame, FrameResult, PoseEstimate, TrackedBox
@@ -157,8 +158,10 @@ class Pipeline:
         temporal: TemporalModule | None = None,
         config: PipelineConfig | None = None,
         timer: StageTimer | None = None,
+        refiner: Refiner | None = None,
     ) -> None:
         self.model, self.body, self.detector, self.temporal = model.eval(), body, detector, temporal
+        self.refiner = refiner
         self.config = config or PipelineConfig()
         self.timer = timer or StageTimer()
 
@@ -181,15 +184,16 @@ class Pipeline:
         if pending:
             yield from self.estimate(pending, states)
 
-    def estimate_image(self, image: np.ndarray, box_xyxy: np.ndarray | None = None) -> PoseEstimate:
+    def estimate_image(self, image: np.ndarray, box_xyxy: np.ndarray | None = None, keypoints: np.ndarray | None = None) -> PoseEstimate:
         """One person in an (H, W, 3) uint8 RGB image, as track 0 of frame 0: the person in
-        ``box_xyxy`` (``[x1, y1, x2, y2]`` pixels, padded 1.2x), or the whole image as a person-centred crop."""
+        ``box_xyxy`` (``[x1, y1, x2, y2]`` pixels, padded 1.2x), or the whole image as a person-centred
+        crop; ``keypoints`` (17, 3) COCO-17 of that person, if known (fitted when there is a refiner)."""
         h, w = image.shape[:2]
         if box_xyxy is None:
             box, scale = np.array([0.0, 0.0, w, h]), 1.0
         else:
             box, scale = validate_box(box_xyxy, w, h), BOX_SCALE
-        pending = [(Frame(0, image, 0.0), [TrackedBox(0, 0, box, 1.0)], True)]
+        pending = [(Frame(0, image, 0.0), [TrackedBox(0, 0, box, 1.0, True, keypoints)], True)]
         return next(self.estimate(pending, {}, scale)).people[0]
 
     @torch.no_grad()
@@ -212,24 +216,56 @@ class Pipeline:
         if self.temporal is not None:
             with timer("temporal"):
                 rotmats, betas, cam = self._smooth(pending, states, out)
+        h, w = pending[0][0].image.shape[:2]
+        boxes = [b for _, bs, _ in pending for b in bs]
+        keypoints = np.stack([b.keypoints if b.keypoints is not None else np.full((17, 3), np.nan, np.float32) for b in boxes])
+        fit = None
+        if self.refiner is not None and np.isfinite(keypoints).all(-1).any():
+            with timer("refine"):
+                rotmats, cam, fit = self._refine(pending, boxes, squares, rotmats, betas, cam, keypoints, w, h)
         with timer("body"):
-            h, w = pending[0][0].image.shape[:2]
             g = body_geometry(self.body, rotmats, betas, cam, squares, size, w, h)
         feats, rot_np, betas_np, cam_np = out.features.numpy(), rotmats.numpy(), betas.numpy(), cam.numpy()
+        residuals = torch.stack([fit.residual_before, fit.residual_after], 1).numpy().astype(np.float32) if fit is not None else None
         k = 0
-        for frame, boxes, detected in pending:
+        for frame, frame_boxes, detected in pending:
             people = []
-            for b in boxes:
+            for b in frame_boxes:
                 people.append(
                     PoseEstimate(
                         track_id=b.track_id, frame_index=frame.index, box_xyxy=b.box_xyxy, observed=b.observed, crop=squares[k],
                         range_index=ranges[k], pose=g.pose[k], rotmats=rot_np[k], betas=betas_np[k], pred_cam=cam_np[k],
                         orig_cam=g.orig_cam[k], trans=g.trans[k], joints3d=g.joints3d[k], joints2d=g.joints2d[k],
-                        vertices=g.vertices[k], features=feats[k],
+                        vertices=g.vertices[k], features=feats[k], keypoints2d=keypoints[k].astype(np.float32),
+                        refined=bool(fit.refined[k]) if fit is not None else False,
+                        kp_residual=residuals[k] if residuals is not None else np.full(2, np.nan, np.float32),
                     )
                 )  # fmt: skip
                 k += 1
             yield FrameResult(frame, people, detected)
+
+    def _refine(self, pending, boxes, squares, rotmats, betas, cam, keypoints, w, h):  # noqa: ANN001, ANN202
+        """Fit the bodies to the detector keypoints (``lrpose.refine``); returns rotations, crop cameras and the fit."""
+        focal = focal_for(w, h)
+        n = len(squares)
+        center = torch.tensor([[sq.x0 + sq.side / 2.0, sq.y0 + sq.side / 2.0] for sq in squares]).reshape(-1, 2)
+        side = torch.tensor([float(sq.side) for sq in squares])
+        size = torch.tensor([[float(w), float(h)]]).expand(n, 2)
+        trans = cam_crop_to_full(cam, center, side, size, torch.full((n,), focal))
+        heights = torch.tensor([max(float(b.box_xyxy[3] - b.box_xyxy[1]), 2.0) for b in boxes])
+        previous, last = [], {}
+        for k, b in enumerate(boxes):  # boxes come frame by frame, in order
+            previous.append(last.get(b.track_id, -1))
+            last[b.track_id] = k
+        fit = self.refiner.fit(
+            rotmats, betas, trans, torch.from_numpy(keypoints), heights, focal, torch.tensor([w / 2 - 0.5, h / 2 - 0.5]),
+            torch.tensor(previous, dtype=torch.long),
+        )  # fmt: skip
+        if not bool(fit.refined.any()):
+            return rotmats, cam, fit
+        new_cam = cam_full_to_crop(fit.trans, center, side, size, torch.full((n,), focal))
+        cam = torch.where(fit.refined[:, None], new_cam, cam)
+        return fit.rotmats, cam, fit
 
     def _smooth(self, pending: list[Pending], states: dict[int, torch.Tensor], out) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The temporal module, one frame at a time per track (online); a new track starts from zeros."""

@@ -54,7 +54,7 @@ def person_arrays(p: PoseEstimate, save_verts: bool = False) -> dict[str, np.nda
         "joints3d": p.joints3d, "joints2d": p.joints2d, "bboxes": np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], np.float32),
         "boxes_xyxy": np.asarray(p.box_xyxy, np.float32), "crop_xyxy": p.crop.box_xyxy().astype(np.float32),
         "range_index": np.int8(p.range_index), "native_size": np.int32(p.native_size), "below_min_size": p.below_minimum,
-        "trans": p.trans, "observed": p.observed,
+        "trans": p.trans, "observed": p.observed, "keypoints2d": p.keypoints2d, "refined": p.refined, "kp_residual": p.kp_residual,
     }  # fmt: skip
     if save_verts:
         arrays["verts"] = p.vertices.astype(np.float32)
@@ -90,6 +90,10 @@ class TrackWriter:
         self.ranges: Counter = Counter()
         """person-frames of the kept tracks per resolution range."""
         self.dropped = 0
+        self.refined = 0
+        """person-frames of the kept tracks fitted to keypoints."""
+        self.residual_sums = np.zeros(2)
+        """sums of the keypoint residual (px) before / after over those person-frames."""
 
     def add(self, p: PoseEstimate, time_s: float) -> None:
         row = {**person_arrays(p, self.save_verts), "frame_ids": np.int32(p.frame_index), "time_s": time_s}
@@ -115,6 +119,8 @@ class TrackWriter:
             self.kept[track_id] = int(arrays["frame_ids"][-1])
             self.ranges.update(arrays["range_index"].tolist())
             self.lengths[track_id] = len(rows)
+            self.refined += int(arrays["refined"].sum())
+            self.residual_sums += arrays["kp_residual"][arrays["refined"]].sum(0)
         else:
             self.dropped += 1
         if self.on_end is not None:
@@ -198,6 +204,10 @@ class RunSummary:
     frames_per_second: float | None
     error: str | None = None
     texture: str | None = None
+    refined_person_frames: int = 0
+    """Person-frames of the kept tracks fitted to detector keypoints."""
+    kp_residual_px: list[float] | None = None
+    """Mean distance (px) of the body's COCO keypoints to the detector's over those person-frames, before / after fitting."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys of a summary written by another version (kept when read back)."""
 

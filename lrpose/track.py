@@ -4,10 +4,13 @@ The tracker is motpy's ``MultiObjectTracker`` (MIT): a constant-velocity Kalman 
 person, matched to detections by IoU (SORT-style). lrpose adds stable integer ids (in order of
 first appearance), gap bridging (a person missed for up to ``max_gap`` frames keeps its track, its
 box predicted by the filter) and frames without detection (``--det-stride``: the filter predicts).
+Detector keypoints follow their detection: a track hit in a frame gets the keypoints of the
+detection that overlaps its box most (each detection goes to one track).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -55,12 +58,14 @@ class SortTracker:
             self._last_detect = frame_index
         out = []
         ended = []
+        hits: dict[str, np.ndarray] = {}
         for t in self._mot.trackers:
             if t.id not in self._ids:
                 self._ids[t.id] = len(self._ids)
             if detections is not None:
                 if t.steps_positive > self._positive.get(t.id, 0):  # matched (or born) this frame
                     self._last_hit[t.id] = frame_index
+                    hits[t.id] = np.asarray(t.box(), np.float32)
                 elif frame_index - self._last_hit[t.id] > self.max_gap:
                     ended.append(t)
                     continue
@@ -68,8 +73,31 @@ class SortTracker:
             # between detector runs a track keeps the state of the last run
             observed = self._last_hit.get(t.id) == self._last_detect
             out.append(TrackedBox(self._ids[t.id], frame_index, np.asarray(t.box(), np.float32), float(t.score), observed))
+        if detections is not None and detections.keypoints is not None and hits:
+            out = _attach_keypoints(out, {self._ids[k]: v for k, v in hits.items()}, detections)
         self._mot.trackers = [t for t in self._mot.trackers if t not in ended]
         live = {t.id for t in self._mot.trackers}
         self._positive = {k: v for k, v in self._positive.items() if k in live}
         self._last_hit = {k: v for k, v in self._last_hit.items() if k in live}
         return sorted(out, key=lambda b: b.track_id)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) IoU of (N, 4) and (M, 4) ``[x1, y1, x2, y2]`` boxes."""
+    lo, hi = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod((hi - lo).clip(0), -1)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], -1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None] - inter, 1e-9)
+
+
+def _attach_keypoints(boxes: list[TrackedBox], hit_boxes: dict[int, np.ndarray], dets: Detections) -> list[TrackedBox]:
+    """Give each track hit this frame the keypoints of its best-overlapping detection (greedy, one
+    detection per track, IoU >= 0.3)."""
+    ids = sorted(hit_boxes)
+    iou = _iou(np.stack([hit_boxes[i] for i in ids]), dets.boxes_xyxy) if len(dets.boxes_xyxy) else np.zeros((len(ids), 0))
+    match: dict[int, int] = {}
+    while iou.size and iou.max() >= 0.3:
+        r, c = np.unravel_index(int(iou.argmax()), iou.shape)
+        match[ids[r]] = int(c)
+        iou[r, :], iou[:, c] = -1.0, -1.0
+    return [replace(b, keypoints=dets.keypoints[match[b.track_id]]) if b.track_id in match else b for b in boxes]

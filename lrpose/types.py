@@ -34,6 +34,9 @@ class Detections:
     """(N, 4) float32, pixels, full frame."""
     scores: np.ndarray
     """(N,) float32 in [0, 1]."""
+    keypoints: np.ndarray | None = None
+    """(N, 17, 3) float32 COCO-17 keypoints ``[x, y, confidence]`` (full-frame pixels, pixel centres at
+    integers), when the detector gives them (a pose model, or keypoints in ``--boxes`` JSON); else None."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class TrackedBox:
     score: float
     observed: bool = True
     """False while the person is not detected and the tracker predicts the box (a bridged gap)."""
+    keypoints: np.ndarray | None = None
+    """(17, 3) COCO-17 ``[x, y, confidence]`` of the detection matched this frame (None: none)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,13 @@ class PoseEstimate:
     """(V, 3) float32 mesh, metres, before translation."""
     features: np.ndarray
     """(D,) pooled backbone feature phi (input of the temporal module)."""
+    keypoints2d: np.ndarray = field(default_factory=lambda: np.full((17, 3), np.nan, np.float32))
+    """(17, 3) float32 detector COCO-17 keypoints ``[x, y, confidence]`` in image pixels; NaN where absent."""
+    refined: bool = False
+    """True when the body was fitted to ``keypoints2d`` (``lrpose.refine``)."""
+    kp_residual: np.ndarray = field(default_factory=lambda: np.full(2, np.nan, np.float32))
+    """(2,) mean pixel distance of the body's COCO keypoints to the confident detector keypoints,
+    before and after refinement (NaN without keypoints)."""
 
     @property
     def native_size(self) -> int:

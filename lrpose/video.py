@@ -252,5 +252,6 @@ def _summary(source_path: Path, source: FrameSource, frames: int, store: TrackWr
         detector=info.detector, temporal=info.temporal, checkpoint=info.checkpoint_id, body_model=info.body_id,
         untrained=info.untrained, seconds_per_stage={k: round(v, 3) for k, v in sorted(timer.seconds.items())},
         seconds=round(total, 3), frames_per_second=round(frames / total, 2) if total > 0 else None, error=source.error,
-        texture=info.texture,
+        texture=info.texture, refined_person_frames=store.refined,
+        kp_residual_px=[round(float(v) / store.refined, 2) for v in store.residual_sums] if store.refined else None,
     )  # fmt: skip
