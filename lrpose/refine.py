@@ -16,7 +16,8 @@ Loss, per person (keypoint residuals in units of the person's box height ``h``):
 - prior: ``w * |delta|^2`` towards the network, weaker where the keypoints are confident and
   the person is large (``w`` scaled by ``1.5 - mean confidence`` and ``clip(80 / h, 0.5, 2)``);
 - joint limits: knees and elbows bend one way, the spine does not fold;
-- temporal: the change of each keypoint's 3D correction between consecutive frames of a track;
+- temporal: the change between consecutive frames of a track of the keypoints relative to the torso
+  (metres) and of the log depth;
 - front/back: every fit is also started from the body turned 180 degrees about its own vertical
   axis; the start with the lower final data + limit cost wins (the keypoints' left/right labels
   and face keypoints decide which way the person faces).
@@ -37,6 +38,8 @@ from lrpose.config import check_minimums
 from lrpose.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 
 KNEES, ELBOWS, SPINE = (4, 5), (18, 19), (3, 6, 9)
+TORSO = (5, 6, 11, 12)
+"""COCO shoulders and hips."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,36 @@ def _turned(rotmats: torch.Tensor) -> torch.Tensor:
     return out
 
 
+@torch.no_grad()
+def _align_translation(
+    skin: KeypointSkinner,
+    rotmats: torch.Tensor,
+    trans: torch.Tensor,
+    kp: torch.Tensor,
+    conf: torch.Tensor,
+    focal_px: float,
+    center_px: torch.Tensor,
+) -> torch.Tensor:
+    """Move each body in depth and across the image so its projected keypoints match the detector's
+    in size and centre (confidence-weighted): the closed-form start of the fit (the network's depth
+    can be far off on real images)."""
+    uv = project(skin(rotmats, trans), focal_px, center_px)
+    torso = torch.zeros_like(conf)
+    torso[:, list(TORSO)] = conf[:, list(TORSO)]
+    use = torch.where(((torso > 0).sum(1) >= 3)[:, None], torso, conf)  # the torso when it is seen: limbs move, outliers happen
+    w = use / use.sum(1, keepdim=True).clamp_min(1e-6)
+    mu_b, mu_k = (w[..., None] * uv).sum(1), (w[..., None] * kp[..., :2]).sum(1)
+    spread_b = (w * (uv - mu_b[:, None]).pow(2).sum(-1)).sum(1).sqrt()
+    spread_k = (w * (kp[..., :2] - mu_k[:, None]).pow(2).sum(-1)).sum(1).sqrt()
+    scale = (spread_k / spread_b.clamp_min(1e-6)).clamp(0.25, 4.0)
+    tz = trans[:, 2] / scale
+    # the body's keypoint centre, seen from the new depth, lands on the detector's
+    pts = skin(rotmats, torch.zeros_like(trans))
+    centre3d = (w[..., None] * pts).sum(1)
+    xy = (mu_k - center_px) / focal_px * (tz + centre3d[:, 2])[:, None] - centre3d[:, :2]
+    return torch.cat([xy, tz[:, None]], 1)
+
+
 class Refiner:
     """``Refiner(body, config).fit(...)``: batched keypoint fitting (see the module docstring)."""
 
@@ -163,6 +196,10 @@ class Refiner:
         if not bool(todo.any()) or cfg.iters == 0:
             return RefineResult(rotmats, trans, torch.zeros_like(todo), before, before.clone())
         idx = torch.nonzero(todo).squeeze(1)
+        trans_in, trans = trans, trans.clone()
+        trans[idx] = _align_translation(
+            KeypointSkinner(self.body, betas[idx]), rotmats[idx], trans[idx], kp[idx], conf[idx], focal_px, center_px
+        )
         prev = self._previous_rows(previous, todo, idx)
         starts = [rotmats[idx]] + ([_turned(rotmats[idx])] if cfg.flip else [])
         n = len(idx)
@@ -174,11 +211,13 @@ class Refiner:
         )  # fmt: skip
         best = cost.reshape(len(starts), n).argmin(0)
         pick = best * n + torch.arange(n)
-        out_rot, out_trans = rotmats.clone(), trans.clone()
+        out_rot, out_trans = rotmats.clone(), trans_in.clone()
         out_rot[idx], out_trans[idx] = fit_rot[pick], fit_trans[pick]
         with torch.no_grad():
             after = self._residual(KeypointSkinner(self.body, betas), out_rot, out_trans, kp, conf, focal_px, center_px)
-        return RefineResult(out_rot, out_trans, todo, before, after)
+        worse = todo & ~(after < before)  # a fit that does not bring the body closer to the keypoints is not used
+        out_rot[worse], out_trans[worse], after[worse] = rotmats[worse], trans_in[worse], before[worse]
+        return RefineResult(out_rot, out_trans, todo & ~worse, before, after)
 
     @staticmethod
     def _previous_rows(previous: torch.Tensor | None, todo: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -220,8 +259,10 @@ class Refiner:
             fit = data + cfg.limits * _limit_cost(rot)
             loss = fit + w_prior * delta.pow(2).sum((1, 2))
             if bool(has_prev.any()):
-                step = (pts - start)[has_prev] - (pts - start)[prev[has_prev]]
-                loss = loss + cfg.smooth * torch.zeros_like(loss).index_add(0, torch.nonzero(has_prev).squeeze(1), step.pow(2).sum((1, 2)))
+                rows = torch.nonzero(has_prev).squeeze(1)
+                rel = pts - pts[:, list(TORSO)].mean(1, keepdim=True)  # the body's shape of keypoints, metres
+                step = (rel[rows] - rel[prev[rows]]).pow(2).sum((1, 2)) + (trans[rows, 2] / trans[prev[rows], 2]).log().pow(2)
+                loss = loss + cfg.smooth * torch.zeros_like(loss).index_add(0, rows, step)
             optim.zero_grad(set_to_none=True)
             loss.sum().backward()
             optim.step()

@@ -122,3 +122,25 @@ def test_temporal_module_streams_and_starts_as_identity():
     assert torch.allclose(torch.cat(steps, 1), whole.pose6d, atol=1e-5)
     assert not torch.allclose(whole.pose6d, per_frame, atol=1e-3)
     assert whole.rotmats.shape == (2, 7, 24, 3, 3) and whole.state.shape == (2, 2, 64)
+
+
+def test_boxes_file_keypoints_and_tracker_attaches_them(tmp_path):
+    kp = [[5.0 + k, 10.0 + 2 * k, 0.9] for k in range(17)]
+    kp[3] = [float("nan"), 1.0, 0.9]  # not finite: confidence 0
+    kp[4] = [500.0, 10.0, 0.9]  # outside the frame: confidence 0
+    rows = [{"box": [1, 2, 21, 42], "score": 0.8, "keypoints": kp}, {"box": [25, 2, 39, 40], "keypoints": kp}]
+    (tmp_path / "k.json").write_text(json.dumps({"frames": {"0": rows, "1": rows}}))
+    image = np.zeros((48, 48, 3), np.uint8)
+    d = BoxesFile(tmp_path / "k.json")(image, 0)
+    assert d.keypoints.shape == (2, 17, 3) and np.allclose(d.scores, [0.8, 1.0])
+    assert d.keypoints[0, 3, 2] == 0 and d.keypoints[0, 4, 2] == 0 and np.allclose(d.keypoints[0, 5], [10.0, 20.0, 0.9])
+    assert np.isfinite(d.keypoints).all()
+    tracker = SortTracker(fps=10, max_gap=2)
+    for f in range(2):
+        boxes = tracker.update(BoxesFile(tmp_path / "k.json")(image, f), f)
+    assert [b.keypoints is not None for b in boxes] == [True, True]
+    assert tracker.update(None, 2)[0].keypoints is None  # frames without a detector run carry none
+    for bad in ([{"box": [1, 2, 21, 42], "keypoints": [[1, 2]]}], [{"box": "x"}], "nope"):
+        (tmp_path / "bad.json").write_text(json.dumps({"frames": {"0": bad}}))
+        with pytest.raises(InputError):
+            BoxesFile(tmp_path / "bad.json")

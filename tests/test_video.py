@@ -264,3 +264,37 @@ def test_fused_texture_is_the_weighted_mean_of_the_frames_that_see_a_texel():
     one = TextureFusion(8)
     one.add(tex[0], vis[0], 1.0)
     assert one.frames == 1 and (one.result()[vis[0]] == tex[0][vis[0]]).all()
+
+
+def test_keypoints_from_boxes_json_are_stored_and_fitted(tmp_path, tiny):
+    """Detector keypoints reach the track file; frames with them are refined; nothing is NaN."""
+    from lrpose.body import load_body
+    from lrpose.models.checkpoint import load_rscnet as load
+    from lrpose.refine import KeypointSkinner, project
+
+    body = load_body()
+    rot = torch.eye(3).repeat(1, 24, 1, 1)
+    rot[:, 0] = torch.diag(torch.tensor([1.0, -1.0, -1.0]))  # upright, facing the camera
+    load(tiny)  # the tiny network only has to run
+    gt = make_video(tmp_path / "walk.mp4", 12, {0: range(12)})
+    focal = 5000 / 224 * W
+    for f, rows in gt["frames"].items():
+        x1, y1, x2, y2 = rows[0]
+        tz = focal * 1.7 / (y2 - y1)
+        trans = torch.tensor([[((x1 + x2) / 2 - W / 2) * tz / focal, ((y1 + y2) / 2 - H / 2) * tz / focal, tz]])
+        uv = project(KeypointSkinner(body, torch.zeros(1, 10))(rot, trans), focal, torch.tensor([W / 2 - 0.5, H / 2 - 0.5]))[0]
+        kp = torch.cat([uv, torch.full((17, 1), 0.9)], 1)
+        if int(f) == 5:
+            kp[:, 2] = 0.0  # no confident keypoint in this frame
+        gt["frames"][f] = [{"box": rows[0], "keypoints": kp.tolist()}]
+    (tmp_path / "kp.json").write_text(json.dumps(gt))
+    args = ["video", str(tmp_path / "walk.mp4"), "--out", str(tmp_path / "o"), "--boxes", str(tmp_path / "kp.json")]
+    assert main([*args, "--weights", str(tiny), "--no-overlay", "--no-temporal", "--min-track", "5"]) == 0
+    z = np.load(tmp_path / "o" / "walk" / "tracks" / "0000.npz")
+    assert z["keypoints2d"].shape == (12, 17, 3) and not z["refined"][5] and z["refined"].sum() >= 6
+    assert np.isnan(z["kp_residual"][5]).all() and np.isnan(z["keypoints2d"]).sum() == 0
+    before, after = z["kp_residual"][z["refined"]].T
+    assert (after < before).all() and np.isfinite(z["pose"]).all() and np.isfinite(z["trans"]).all()
+    summary = json.loads((tmp_path / "o" / "walk" / "summary.json").read_text())
+    assert summary["refined_person_frames"] == z["refined"].sum() and summary["kp_residual_px"][1] < summary["kp_residual_px"][0]
+    assert main([*args, "--weights", str(tiny), "--no-overlay", "--no-temporal", "--min-track", "5", "--no-refine", "--resume"]) == 0
