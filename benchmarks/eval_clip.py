@@ -8,7 +8,9 @@ Each track is matched to the ground-truth person whose boxes overlap it most (me
 shared frames, at least 0.3). Metrics over the matched frames, SPIN/VIBE protocol: MPJPE and
 PA-MPJPE on 14 LSP joints (pelvis-aligned, mm), acceleration and acceleration error (mm/frame^2)
 over runs of consecutive frames; people found = matched ground-truth people / people visible
-for at least 8 frames.
+for at least 8 frames. 2D: mean distance of the body's COCO-17 keypoints (projected with the
+result's camera) and of the detector's keypoints (where confident) to the true ones, in units of
+the true box height; facing: share of frames whose body faces the camera (or away) as the truth does.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ import numpy as np
 import torch
 
 from lrpose.body import load_body
+from lrpose.geometry import axis_angle_to_rotmat
 from lrpose.metrics import accel, accel_error, mpjpe, pa_mpjpe, pelvis_align
 from lrpose.results import read_result
+
+J24_TO_COCO = [19, 20, 21, 22, 23, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0]
+"""COCO-17 keypoints among SPIN's 24 (the clips' ``part``)."""
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -37,7 +43,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def score(gt_path: Path, folder: Path) -> dict[str, float]:
     body = load_body()
     gt = np.load(gt_path)
-    values: dict[str, list[float]] = {"mpjpe": [], "pa_mpjpe": [], "accel": [], "accel_error": []}
+    values: dict[str, list[float]] = {"mpjpe": [], "pa_mpjpe": [], "accel": [], "accel_error": [], "kp2d": [], "det2d": [], "facing": []}
+    reg = body.coco_regressor()
     matched = set()
     for track in sorted((folder / "tracks").glob("*.npz")):
         z = read_result(track)
@@ -61,6 +68,18 @@ def score(gt_path: Path, folder: Path) -> dict[str, float]:
         )
         p, g = pelvis_align(body.lsp_joints(pred.vertices)), pelvis_align(body.lsp_joints(truth.vertices))
         values["mpjpe"] += mpjpe(p, g).tolist()
+        true2d = gt["part"][f, best][:, J24_TO_COCO]
+        height = (gt["boxes"][f, best, 3] - gt["boxes"][f, best, 1])[:, None]
+        pts = torch.einsum("jv,bvi->bji", reg, pred.vertices).numpy() + z["trans"][keep][:, None]
+        uv = float(z["focal_px"]) * pts[..., :2] / pts[..., 2:] + (z["image_size"] / 2.0 - 0.5)
+        seen = true2d[..., 2] > 0
+        values["kp2d"] += (np.linalg.norm(uv - true2d[..., :2], axis=-1) / height)[seen].tolist()
+        if "keypoints2d" in z:
+            det = z["keypoints2d"][keep]
+            ok = seen & (np.nan_to_num(det[..., 2]) >= 0.3)
+            values["det2d"] += (np.linalg.norm(det[..., :2] - true2d[..., :2], axis=-1) / height)[ok].tolist()
+        fwd = lambda aa: axis_angle_to_rotmat(torch.from_numpy(aa[:, :3]).float())[:, 2, 2].numpy()  # noqa: E731 - forward axis, z
+        values["facing"] += ((fwd(z["pose"][keep]) < 0) == (fwd(gt["pose"][f, best]) < 0)).tolist()
         values["pa_mpjpe"] += pa_mpjpe(p, g).tolist()
         for run in np.split(np.arange(len(f)), np.nonzero(np.diff(f) != 1)[0] + 1):  # consecutive frames only
             if len(run) >= 3:
@@ -77,10 +96,14 @@ def main() -> None:
     ap.add_argument("gt", type=Path)
     ap.add_argument("folders", type=Path, nargs="+", help="Result folders of lrpose video (holding tracks/).")
     args = ap.parse_args()
-    print("| results | people found | MPJPE | PA-MPJPE | accel | accel error |\n|---|---|---|---|---|---|")
+    print("| results | people found | MPJPE | PA-MPJPE | accel | accel error | 2D body | 2D detector | facing |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for folder in args.folders:
         r = score(args.gt, folder)
-        print(f"| {folder} | {r['people_found']} | {r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | {r['accel']:.2f} | {r['accel_error']:.2f} |")
+        print(
+            f"| {folder} | {r['people_found']} | {r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | {r['accel']:.2f} | {r['accel_error']:.2f} "
+            f"| {r['kp2d']:.3f} | {r['det2d']:.3f} | {r['facing']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

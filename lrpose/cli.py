@@ -41,7 +41,7 @@ GenderOpt = Annotated[str | None, typer.Option("--gender", help="neutral | male 
 StandinOpt = Annotated[bool | None, typer.Option("--standin/--no-standin", help="Force the shipped stand-in body.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file (flags override it).")]
 RefineOpt = Annotated[bool, typer.Option("--refine/--no-refine", help="Fit the bodies to the detector's keypoints when it gives them.")]
-RefineItersOpt = Annotated[int, typer.Option("--refine-iters", help="Optimiser steps of the keypoint fit.")]
+RefineItersOpt = Annotated[int, typer.Option("--refine-iters", help="Levenberg-Marquardt iterations of the keypoint fit.")]
 
 
 _state = {"debug": False}
@@ -214,7 +214,7 @@ def video(
     texture_weights: Annotated[Path | None, typer.Option("--texture-weights", help="Texture network checkpoint.")] = None,
     texture_stride: Annotated[int, typer.Option("--texture-stride", help="Predict the texture on every k-th frame.")] = 5,
     refine: RefineOpt = True,
-    refine_iters: RefineItersOpt = 30,
+    refine_iters: RefineItersOpt = 10,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,
@@ -295,7 +295,7 @@ def image(
         typer.Option("--detector", help="Find the person (the largest) and keypoints with a detector: auto | yolo | hog."),
     ] = None,
     refine: RefineOpt = True,
-    refine_iters: RefineItersOpt = 30,
+    refine_iters: RefineItersOpt = 10,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,

@@ -162,6 +162,8 @@ class Pipeline:
     ) -> None:
         self.model, self.body, self.detector, self.temporal = model.eval(), body, detector, temporal
         self.refiner = refiner
+        self._anchors: dict[int, torch.Tensor] = {}
+        """Per track: the last refined frame's fit (``RefineResult.anchors``), for the temporal term."""
         self.config = config or PipelineConfig()
         self.timer = timer or StageTimer()
 
@@ -170,6 +172,7 @@ class Pipeline:
         cfg, timer = self.config, self.timer
         tracker = tracker or SortTracker(fps, cfg.max_gap)
         states: dict[int, torch.Tensor] = {}
+        self._anchors = {}
         pending: list[Pending] = []
         for frame in timer.iterate("decode", frames):
             detected = frame.index % cfg.det_stride == 0
@@ -222,7 +225,7 @@ class Pipeline:
         fit = None
         if self.refiner is not None and np.isfinite(keypoints).all(-1).any():
             with timer("refine"):
-                rotmats, cam, fit = self._refine(pending, boxes, squares, rotmats, betas, cam, keypoints, w, h)
+                rotmats, betas, cam, fit = self._refine(pending, boxes, squares, rotmats, betas, cam, keypoints, w, h)
         with timer("body"):
             g = body_geometry(self.body, rotmats, betas, cam, squares, size, w, h)
         feats, rot_np, betas_np, cam_np = out.features.numpy(), rotmats.numpy(), betas.numpy(), cam.numpy()
@@ -254,18 +257,27 @@ class Pipeline:
         trans = cam_crop_to_full(cam, center, side, size, torch.full((n,), focal))
         heights = torch.tensor([max(float(b.box_xyxy[3] - b.box_xyxy[1]), 2.0) for b in boxes])
         previous, last = [], {}
+        carry = torch.full((n, 17, 4), float("nan"))
         for k, b in enumerate(boxes):  # boxes come frame by frame, in order
             previous.append(last.get(b.track_id, -1))
             last[b.track_id] = k
+            if previous[-1] < 0 and b.track_id in self._anchors:
+                carry[k] = self._anchors[b.track_id]
         fit = self.refiner.fit(
             rotmats, betas, trans, torch.from_numpy(keypoints), heights, focal, torch.tensor([w / 2 - 0.5, h / 2 - 0.5]),
-            torch.tensor(previous, dtype=torch.long),
+            torch.tensor(previous, dtype=torch.long), carry,
         )  # fmt: skip
+        self._anchors = {i: a for i, a in self._anchors.items() if i in last}  # live tracks appear in every batch
+        for track_id, k in last.items():  # a track's last frame here anchors its next one, if it was fitted
+            if bool(fit.refined[k]):
+                self._anchors[track_id] = fit.anchors[k]
+            else:
+                self._anchors.pop(track_id, None)
         if not bool(fit.refined.any()):
-            return rotmats, cam, fit
+            return rotmats, betas, cam, fit
         new_cam = cam_full_to_crop(fit.trans, center, side, size, torch.full((n,), focal))
         cam = torch.where(fit.refined[:, None], new_cam, cam)
-        return fit.rotmats, cam, fit
+        return fit.rotmats, fit.betas, cam, fit
 
     def _smooth(self, pending: list[Pending], states: dict[int, torch.Tensor], out) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The temporal module, one frame at a time per track (online); a new track starts from zeros."""

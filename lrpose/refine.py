@@ -1,8 +1,8 @@
 """Keypoint-guided fitting (SPIN/EFT style): the body of each person is fitted to the detector's
 COCO-17 keypoints, with the network's prediction and the track's motion as the prior.
 
-Per person-frame with at least ``min_keypoints`` confident keypoints, these are optimised (Adam,
-``iters`` steps, batched over every person of a chunk of frames; deterministic):
+Per person-frame with at least ``min_keypoints`` confident keypoints, these are optimised (Levenberg-
+Marquardt, ``iters`` iterations, batched over every person of a chunk of frames; deterministic):
 
 - ``delta`` (24, 3): axis-angle residuals on the network's joint rotations (root included),
   ``R_j = R_net_j @ exp(delta_j)``; betas stay the network's;
@@ -16,8 +16,8 @@ Loss, per person (keypoint residuals in units of the person's box height ``h``):
 - prior: ``w * |delta|^2`` towards the network, weaker where the keypoints are confident and
   the person is large (``w`` scaled by ``1.5 - mean confidence`` and ``clip(80 / h, 0.5, 2)``);
 - joint limits: knees and elbows bend one way, the spine does not fold;
-- temporal: the change between consecutive frames of a track of the keypoints relative to the torso
-  (metres) and of the log depth;
+- temporal: the change from the track's previous (already fitted) frame of the keypoints relative to
+  the torso (metres) and of the log depth: frames are fitted in order, each anchored to the one before;
 - front/back: every fit is also started from the body turned 180 degrees about its own vertical
   axis; the start with the lower final data + limit cost wins (the keypoints' left/right labels
   and face keypoints decide which way the person faces).
@@ -46,23 +46,27 @@ TORSO = (5, 6, 11, 12)
 class RefineConfig:
     """Settings of the keypoint fit (defaults measured on synthetic clips, ``benchmarks/RESULTS.md``)."""
 
-    iters: int = 30
-    """Adam steps per chunk (0: no refinement)."""
-    lr: float = 0.04
+    iters: int = 10
+    """Levenberg-Marquardt iterations per chunk (0: no refinement)."""
     min_keypoints: int = 6
     """Confident keypoints a person-frame needs to be refined (else it keeps the network's result)."""
     min_conf: float = 0.3
     """Keypoints below this confidence are ignored."""
     robust_scale: float = 0.1
     """Geman-McClure scale ``s`` in units of the person's height."""
-    prior: float = 2e-3
+    prior: float = 0.5
     limits: float = 0.1
     smooth: float = 2.0
     flip: bool = True
     """Also try the 180-degree-turned start."""
+    fit_betas: bool = False
+    """Also fit the body shape (off: 2D keypoints say little about shape; the network's betas stay)."""
+    shape_prior: float = 0.01
+    float32: bool = True
+    """Solve in float32 (about 2x faster than float64; the same fits to ~0.1 px)."""
 
     def __post_init__(self) -> None:
-        check_minimums(self, iters=0, lr=0.0, min_keypoints=1, min_conf=0.0, robust_scale=1e-6, prior=0.0, limits=0.0, smooth=0.0)
+        check_minimums(self, iters=0, min_keypoints=1, min_conf=0.0, robust_scale=1e-6, prior=0.0, limits=0.0, smooth=0.0)
 
 
 @dataclass(frozen=True)
@@ -78,35 +82,56 @@ class RefineResult:
     residual_before: torch.Tensor
     """(B,) mean pixel distance of the body's COCO keypoints to the confident detector keypoints (NaN without)."""
     residual_after: torch.Tensor
+    betas: torch.Tensor
+    """(B, 10) shapes (changed only with ``fit_betas``)."""
+    anchors: torch.Tensor
+    """(B, 17, 4) each refined fit's keypoints relative to the torso (m) and depth, NaN elsewhere: pass
+    a track's last one as ``carry`` with its next frame."""
 
 
 class KeypointSkinner:
-    """COCO-17 keypoints of a body with fixed shapes, differentiable in the joint rotations: linear
-    blend skinning on the regressor's support vertices only."""
+    """COCO-17 keypoints of bodies with shapes ``betas`` (B, 10), differentiable in the joint rotations
+    and in a shape change. A keypoint is a fixed linear combination of skinned vertices, so with linear
+    blend skinning it is ``sum_j A_j @ M_kj`` where ``A_j`` (3, 4) is joint j's skinning transform and
+    ``M_kj`` (4,) = sum over vertices of regressor weight x skinning weight x ``[v; 1]``: computed once per
+    body, the per-step cost no longer depends on the number of vertices."""
 
     def __init__(self, body: BodyModel, betas: torch.Tensor) -> None:
         from smplx.lbs import blend_shapes, vertices2joints
 
-        reg = body.coco_regressor().to(betas.device)
-        self.support = torch.nonzero(reg.abs().sum(0) > 0).squeeze(1)
-        self.reg = reg[:, self.support]
+        dt = betas.dtype
+        reg = body.coco_regressor().to(betas.device, dt)
+        support = torch.nonzero(reg.abs().sum(0) > 0).squeeze(1)
         layer = body.layer
+        shapedirs, j_reg = layer.shapedirs.to(dt), layer.J_regressor.to(dt)
         with torch.no_grad():
-            v_shaped = layer.v_template + blend_shapes(betas, layer.shapedirs)
-            self.joints_rest = vertices2joints(layer.J_regressor, v_shaped)
-            self.v_support = v_shaped[:, self.support]
-        self.weights = layer.lbs_weights[self.support]
+            rw = reg[:, support, None] * layer.lbs_weights[support].to(dt)[None]  # (17, S, 24)
+            v_shaped = layer.v_template.to(dt) + blend_shapes(betas, shapedirs)
+            self.joints_rest = vertices2joints(j_reg, v_shaped)  # (B, 24, 3)
+            self.moments = torch.cat(  # (B, 17, 24, 4): sum_s rw_ksj [v_s; 1]
+                [torch.einsum("ksj,bsi->bkji", rw, v_shaped[:, support]), rw.sum(1)[None, :, :, None].expand(len(betas), -1, -1, 1)], -1
+            )
+            self.moment_shapedirs = torch.einsum("ksj,sil->kjil", rw, shapedirs[support])  # (17, 24, 3, 10)
+            self.joint_shapedirs = torch.einsum("jv,vik->jik", j_reg, shapedirs)  # (24, 3, 10)
         self.parents = layer.parents
 
-    def __call__(self, rotmats: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
-        """(B, 24, 3, 3) rotations, (B, 3) translation -> (B, 17, 3) COCO keypoints, camera frame."""
+    def select(self, rows: torch.Tensor) -> KeypointSkinner:
+        """The skinner of people ``rows`` (may repeat)."""
+        out = object.__new__(KeypointSkinner)
+        out.__dict__.update(self.__dict__)
+        out.joints_rest, out.moments = self.joints_rest[rows], self.moments[rows]
+        return out
+
+    def __call__(self, rotmats: torch.Tensor, trans: torch.Tensor, dbetas: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 24, 3, 3) rotations, (B, 3) translation, optional (B, 10) shape change -> (B, 17, 3) COCO keypoints, camera frame."""
         from smplx.lbs import batch_rigid_transform
 
-        b = rotmats.shape[0]
-        _, rel = batch_rigid_transform(rotmats, self.joints_rest, self.parents, dtype=rotmats.dtype)
-        t = torch.matmul(self.weights, rel.reshape(b, 24, 16)).reshape(b, -1, 4, 4)
-        v = torch.matmul(t[..., :3, :3], self.v_support.unsqueeze(-1))[..., 0] + t[..., :3, 3]
-        return torch.einsum("jv,bvi->bji", self.reg, v) + trans[:, None]
+        joints, moments = self.joints_rest, self.moments
+        if dbetas is not None:
+            joints = joints + torch.einsum("jik,bk->bji", self.joint_shapedirs, dbetas)
+            moments = moments + torch.nn.functional.pad(torch.einsum("kjil,bl->bkji", self.moment_shapedirs, dbetas), (0, 1))
+        _, rel = batch_rigid_transform(rotmats, joints, self.parents, dtype=rotmats.dtype)
+        return torch.einsum("bjim,bkjm->bki", rel[:, :, :3, :], moments) + trans[:, None]
 
 
 def project(points: torch.Tensor, focal_px: float, center_px: torch.Tensor) -> torch.Tensor:
@@ -118,13 +143,19 @@ def _geman_mcclure(r2: torch.Tensor, scale: float) -> torch.Tensor:
     return scale**2 * r2 / (scale**2 + r2)
 
 
+def _limit_terms(rotmats: torch.Tensor) -> torch.Tensor:
+    """(B, 11) residuals that are zero inside the joint limits: knees and elbows bending the wrong way
+    (knees also twisting), a spine joint bent more than 0.6 rad."""
+    aa = rotmat_to_axis_angle(rotmats[:, [*KNEES, *ELBOWS, *SPINE]])  # (B, 7, 3): knees, elbows, spine
+    knee = torch.cat([torch.relu(-aa[:, :2, 0]), 0.1**0.5 * aa[:, :2, 1:].flatten(1)], 1)
+    elbow = torch.stack([torch.relu(aa[:, 2, 1]), torch.relu(-aa[:, 3, 1])], 1)
+    spine = torch.relu(aa[:, 4:].norm(dim=-1) - 0.6)
+    return torch.cat([knee, elbow, spine], 1)
+
+
 def _limit_cost(rotmats: torch.Tensor) -> torch.Tensor:
-    """(B,) penalty for knees/elbows bending the wrong way (and twisting) and a folding spine."""
-    aa = rotmat_to_axis_angle(rotmats)
-    knee = torch.relu(-aa[:, KNEES, 0]) ** 2 + 0.1 * aa[:, KNEES, 1:].pow(2).sum(-1)
-    elbow = torch.relu(aa[:, ELBOWS[0], 1]) ** 2 + torch.relu(-aa[:, ELBOWS[1], 1]) ** 2
-    spine = torch.relu(aa[:, SPINE].norm(dim=-1) - 0.6) ** 2
-    return knee.sum(1) + elbow + spine.sum(1)
+    """(B,) the squared joint-limit residuals."""
+    return _limit_terms(rotmats).pow(2).sum(1)
 
 
 def _turned(rotmats: torch.Tensor) -> torch.Tensor:
@@ -181,11 +212,14 @@ class Refiner:
         focal_px: float,
         center_px: torch.Tensor,
         previous: torch.Tensor | None = None,
+        carry: torch.Tensor | None = None,
     ) -> RefineResult:
         """Fit (B, 24, 3, 3) ``rotmats``, (B, 10) ``betas`` (fixed), (B, 3) ``trans`` to (B, 17, 3)
         detector ``keypoints`` (pixels + confidence; NaN or 0 confidence = absent) of people with box
         heights (B,) px, in an image with ``focal_px`` and principal point ``center_px`` (2,).
-        ``previous`` (B,) long: the row of the same track's previous frame in this batch, or -1."""
+        ``previous`` (B,) long: the row of the same track's previous frame in this batch, or -1.
+        ``carry`` (B, 17, 4): for rows whose previous frame was fitted in an earlier batch, that fit's
+        ``RefineResult.anchors`` row (NaN elsewhere), so the temporal term spans batches."""
         cfg = self.config
         rotmats, betas, trans, heights, center_px = rotmats.float(), betas.float(), trans.float(), heights.float(), center_px.float()
         kp = torch.nan_to_num(keypoints.float(), nan=0.0)
@@ -194,30 +228,47 @@ class Refiner:
         with torch.no_grad():
             before = self._residual(KeypointSkinner(self.body, betas), rotmats, trans, kp, conf, focal_px, center_px)
         if not bool(todo.any()) or cfg.iters == 0:
-            return RefineResult(rotmats, trans, torch.zeros_like(todo), before, before.clone())
+            return RefineResult(
+                rotmats, trans, torch.zeros_like(todo), before, before.clone(), betas, torch.full((len(todo), 17, 4), math.nan)
+            )
         idx = torch.nonzero(todo).squeeze(1)
         trans_in, trans = trans, trans.clone()
         trans[idx] = _align_translation(
             KeypointSkinner(self.body, betas[idx]), rotmats[idx], trans[idx], kp[idx], conf[idx], focal_px, center_px
         )
         prev = self._previous_rows(previous, todo, idx)
-        starts = [rotmats[idx]] + ([_turned(rotmats[idx])] if cfg.flip else [])
-        n = len(idx)
-        rot0 = torch.cat(starts)
-        fit_rot, fit_trans, cost = self._optimise(
-            rot0, betas[idx].repeat(len(starts), 1), trans[idx].repeat(len(starts), 1), kp[idx].repeat(len(starts), 1, 1),
-            conf[idx].repeat(len(starts), 1), heights[idx].float().repeat(len(starts)), focal_px, center_px,
-            torch.cat([torch.where(prev >= 0, prev + k * n, prev) for k in range(len(starts))]),
-        )  # fmt: skip
-        best = cost.reshape(len(starts), n).argmin(0)
-        pick = best * n + torch.arange(n)
-        out_rot, out_trans = rotmats.clone(), trans_in.clone()
-        out_rot[idx], out_trans[idx] = fit_rot[pick], fit_trans[pick]
+        out_rot, out_trans, out_betas = rotmats.clone(), trans_in.clone(), betas.clone()
+        fitted = torch.zeros(len(idx), 17, 4)  # per refined row: keypoints relative to the torso (m) and depth
+        outside = carry[idx] if carry is not None else torch.full((len(idx), 17, 4), math.nan)
+        level = torch.zeros(len(idx), dtype=torch.long)
+        for k in range(len(idx)):  # rows come in frame order: a row's previous frame has a lower level
+            level[k] = level[prev[k]] + 1 if prev[k] >= 0 else 0
+        for lv in range(int(level.max()) + 1 if len(idx) else 0):  # frame by frame: each fit is anchored to the one before
+            sub = torch.nonzero(level == lv).squeeze(1)
+            rows = idx[sub]
+            inside = prev[sub] >= 0
+            anchor = torch.where(inside[:, None, None], fitted[prev[sub].clamp_min(0)], outside[sub])
+            has_anchor = inside | torch.isfinite(outside[sub]).all(-1).all(-1)
+            anchor = torch.nan_to_num(anchor, nan=1.0)
+            starts = [rotmats[rows]] + ([_turned(rotmats[rows])] if cfg.flip else [])
+            m, k = len(rows), len(starts)
+            fit_rot, fit_trans, fit_betas, cost = self._optimise(
+                torch.cat(starts), betas[rows].repeat(k, 1), trans[rows].repeat(k, 1), kp[rows].repeat(k, 1, 1), conf[rows].repeat(k, 1),
+                heights[rows].repeat(k), focal_px, center_px, anchor.repeat(k, 1, 1), has_anchor.repeat(k),
+            )  # fmt: skip
+            pick = cost.reshape(k, m).argmin(0) * m + torch.arange(m)
+            out_rot[rows], out_trans[rows], out_betas[rows] = fit_rot[pick], fit_trans[pick], fit_betas[pick]
+            with torch.no_grad():
+                pts = KeypointSkinner(self.body, out_betas[rows])(out_rot[rows], out_trans[rows])
+            fitted[sub] = torch.cat([pts - pts[:, list(TORSO)].mean(1, keepdim=True), out_trans[rows, None, 2:].expand(-1, 17, 1)], 2)
         with torch.no_grad():
-            after = self._residual(KeypointSkinner(self.body, betas), out_rot, out_trans, kp, conf, focal_px, center_px)
+            after = self._residual(KeypointSkinner(self.body, out_betas), out_rot, out_trans, kp, conf, focal_px, center_px)
         worse = todo & ~(after < before)  # a fit that does not bring the body closer to the keypoints is not used
-        out_rot[worse], out_trans[worse], after[worse] = rotmats[worse], trans_in[worse], before[worse]
-        return RefineResult(out_rot, out_trans, todo & ~worse, before, after)
+        out_rot[worse], out_trans[worse], out_betas[worse], after[worse] = rotmats[worse], trans_in[worse], betas[worse], before[worse]
+        anchors = torch.full((len(todo), 17, 4), math.nan)
+        anchors[idx] = fitted
+        anchors[worse] = math.nan
+        return RefineResult(out_rot, out_trans, todo & ~worse, before, after, out_betas, anchors)
 
     @staticmethod
     def _previous_rows(previous: torch.Tensor | None, todo: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -229,43 +280,74 @@ class Refiner:
         p = previous[idx]
         return torch.where(p >= 0, where[p.clamp_min(0)], p)
 
-    def _optimise(self, rot0, betas, trans0, kp, conf, heights, focal_px, center_px, prev):  # noqa: ANN001
-        """Adam on (delta, trans); returns rotations, translations and each fit's final data + limit cost."""
+    def _optimise(
+        self, rot0: torch.Tensor, betas: torch.Tensor, trans0: torch.Tensor, kp: torch.Tensor, conf: torch.Tensor,
+        heights: torch.Tensor, focal_px: float, center_px: torch.Tensor, anchor: torch.Tensor, has_anchor: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Levenberg-Marquardt per person on x = (delta 72, move 3[, shape 10]) with iteratively reweighted
+        Geman-McClure data residuals; Jacobians by forward differences, all people and all parameter
+        directions in one batched evaluation (float64). Returns rotations, translations, betas and each
+        fit's final data + limit cost.
+
+        ``move`` = (dx, dy, log dz): the sideways shift in person heights and the log of the depth change,
+        so every unknown is a small dimensionless number (a 100 px person is ~200 m deep at SPIN's focal)."""
         cfg = self.config
-        skin = KeypointSkinner(self.body, betas)
-        with torch.no_grad():
-            start = skin(rot0, trans0)
-        delta = torch.zeros(rot0.shape[0], 24, 3, requires_grad=True)
-        trans = trans0.clone().requires_grad_(True)
-        optim = torch.optim.Adam([{"params": [delta], "lr": cfg.lr}, {"params": [trans], "lr": cfg.lr * 0.5}])
+        dt = torch.float32 if cfg.float32 else torch.float64
+        n = rot0.shape[0]
+        nx = 75 + (10 if cfg.fit_betas else 0)
+        skin = KeypointSkinner(self.body, betas.to(dt))
+        rot0, trans0, kp, conf, heights, center = rot0.to(dt), trans0.to(dt), kp.to(dt), conf.to(dt), heights.to(dt), center_px.to(dt)
         mean_conf = conf.sum(1) / (conf > 0).sum(1).clamp_min(1)
         w_prior = cfg.prior * (1.5 - mean_conf) * (80.0 / heights).clamp(0.5, 2.0)
-        has_prev = prev >= 0
-        with torch.enable_grad():  # the pipeline runs under no_grad
-            self._steps(optim, delta, trans, rot0, skin, start, kp, conf, heights, focal_px, center_px, w_prior, prev, has_prev)
-        with torch.no_grad():
-            rot = rot0 @ axis_angle_to_rotmat(delta)
-            r2 = ((project(skin(rot, trans), focal_px, center_px) - kp[..., :2]) / heights[:, None, None]).pow(2).sum(-1)
-            cost = (conf * _geman_mcclure(r2, cfg.robust_scale)).sum(1) / conf.sum(1).clamp_min(1e-6) + cfg.limits * _limit_cost(rot)
-        return rot.detach(), trans.detach(), cost
+        span = trans0[:, 2] * heights / focal_px  # metres covered by the person's box height at its depth
+        anchor = anchor.to(dt)
 
-    def _steps(self, optim, delta, trans, rot0, skin, start, kp, conf, heights, focal_px, center_px, w_prior, prev, has_prev) -> None:  # noqa: ANN001
-        cfg = self.config
-        for _ in range(cfg.iters):
-            rot = rot0 @ axis_angle_to_rotmat(delta)
-            pts = skin(rot, trans)
-            r2 = ((project(pts, focal_px, center_px) - kp[..., :2]) / heights[:, None, None]).pow(2).sum(-1)
-            data = (conf * _geman_mcclure(r2, cfg.robust_scale)).sum(1) / conf.sum(1).clamp_min(1e-6)
-            fit = data + cfg.limits * _limit_cost(rot)
-            loss = fit + w_prior * delta.pow(2).sum((1, 2))
-            if bool(has_prev.any()):
-                rows = torch.nonzero(has_prev).squeeze(1)
-                rel = pts - pts[:, list(TORSO)].mean(1, keepdim=True)  # the body's shape of keypoints, metres
-                step = (rel[rows] - rel[prev[rows]]).pow(2).sum((1, 2)) + (trans[rows, 2] / trans[prev[rows], 2]).log().pow(2)
-                loss = loss + cfg.smooth * torch.zeros_like(loss).index_add(0, rows, step)
-            optim.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            optim.step()
+        def unpack(x: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+            rot = rot0[rows] @ axis_angle_to_rotmat(x[:, :72].reshape(-1, 24, 3))
+            z = trans0[rows, 2] * x[:, 74].exp()
+            trans = torch.cat([trans0[rows, :2] + x[:, 72:74] * span[rows, None], z[:, None]], 1)
+            return rot, trans, (x[:, 75:] if cfg.fit_betas else None)
+
+        def residuals(x: torch.Tensor, rows: torch.Tensor, weights: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+            """(M, R) weighted residuals of people ``rows`` at parameters ``x`` (M, nx)."""
+            rot, trans, shape = unpack(x, rows)
+            skin_rows = skin.select(rows)
+            pts = skin_rows(rot, trans, shape)
+            r = (project(pts, focal_px, center[None]) - kp[rows, :, :2]) / heights[rows, None, None]
+            parts = [(weights[rows, :, None] * r).flatten(1), w_prior[rows, None].sqrt() * x[:, :72], cfg.limits**0.5 * _limit_terms(rot)]
+            if cfg.fit_betas:
+                parts.append(cfg.shape_prior**0.5 * shape)
+            rel = pts - pts[:, list(TORSO)].mean(1, keepdim=True)  # keypoints relative to the torso, metres
+            smooth = torch.cat(
+                [(rel - anchor[rows, :, :3]).flatten(1), (trans[:, 2] / anchor[rows, 0, 3].clamp_min(1e-6)).log()[:, None]], 1
+            )
+            parts.append(cfg.smooth**0.5 * has_anchor[rows, None] * smooth)
+            return torch.cat(parts, 1)
+
+        x = torch.zeros(n, nx, dtype=dt)
+        rows = torch.arange(n)
+        lam = torch.full((n,), 1e-3, dtype=dt)
+        eye = torch.eye(nx, dtype=dt)
+        eps = 1e-3 if cfg.float32 else 1e-5
+        with torch.no_grad():
+            for _ in range(cfg.iters):
+                rot, trans, shape = unpack(x, rows)
+                pts = skin(rot, trans, shape)
+                r2 = ((project(pts, focal_px, center[None]) - kp[..., :2]) / heights[:, None, None]).pow(2).sum(-1)
+                weights = (conf * cfg.robust_scale**4 / (cfg.robust_scale**2 + r2).pow(2)).sqrt()  # IRLS of Geman-McClure
+                r0 = residuals(x, rows, weights, anchor)
+                probe = x[:, None].repeat(1, nx, 1) + eps * eye[None]
+                jac = (residuals(probe.reshape(-1, nx), rows.repeat_interleave(nx), weights, anchor).reshape(n, nx, -1) - r0[:, None]) / eps
+                jtj, jtr = jac @ jac.transpose(1, 2), jac @ r0[..., None]
+                step = torch.linalg.solve(jtj + lam[:, None, None] * (eye + torch.diag_embed(jtj.diagonal(dim1=1, dim2=2))), -jtr)[..., 0]
+                better = residuals(x + step, rows, weights, anchor).pow(2).sum(1) < r0.pow(2).sum(1)
+                x = torch.where(better[:, None], x + step, x)
+                lam = torch.where(better, lam * 0.3, lam * 10.0).clamp(1e-7, 1e7)
+            rot, trans, shape = unpack(x, rows)
+            r2 = ((project(skin(rot, trans, shape), focal_px, center[None]) - kp[..., :2]) / heights[:, None, None]).pow(2).sum(-1)
+            cost = (conf * _geman_mcclure(r2, cfg.robust_scale)).sum(1) / conf.sum(1).clamp_min(1e-6) + cfg.limits * _limit_cost(rot)
+            out_betas = betas + (shape.float() if shape is not None else 0.0)
+            return rot.float(), trans.float(), out_betas, cost.float()
 
     @staticmethod
     def _residual(skin, rotmats, trans, kp, conf, focal_px, center_px) -> torch.Tensor:  # noqa: ANN001
