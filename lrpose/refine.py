@@ -1,7 +1,7 @@
 """Keypoint-guided fitting (SPIN/EFT style): the body of each person is fitted to the detector's
 COCO-17 keypoints, with the network's prediction and the track's motion as the prior.
 
-Per person-frame with at least ``min_keypoints`` confident keypoints, these are optimised (Levenberg-
+Per person-frame at least ``min_height`` px tall with at least ``min_keypoints`` confident keypoints, these are optimised (Levenberg-
 Marquardt, ``iters`` iterations, batched over every person of a chunk of frames; deterministic):
 
 - ``delta`` (24, 3): axis-angle residuals on the network's joint rotations (root included),
@@ -14,7 +14,7 @@ Loss, per person (keypoint residuals in units of the person's box height ``h``):
   (perspective camera, focal ``focal_px``, principal point at the image centre), so one wrong
   keypoint cannot pull the fit far;
 - prior: ``w * |delta|^2`` towards the network, weaker where the keypoints are confident and
-  the person is large (``w`` scaled by ``1.5 - mean confidence`` and ``clip(80 / h, 0.5, 2)``);
+  the person is large (``w`` scaled by ``1.5 - mean confidence`` and ``clip(80 / h, 0.05, 2)``);
 - joint limits: knees and elbows bend one way, the spine does not fold;
 - temporal: the change from the track's previous (already fitted) frame of the keypoints relative to
   the torso (metres) and of the log depth: frames are fitted in order, each anchored to the one before;
@@ -52,6 +52,9 @@ class RefineConfig:
     """Confident keypoints a person-frame needs to be refined (else it keeps the network's result)."""
     min_conf: float = 0.3
     """Keypoints below this confidence are ignored."""
+    min_height: float = 64.0
+    """People whose box is shorter (px) keep the network's result: on synthetic clips downscaled to
+    20-65 px the detector's keypoints were worse than the network's own 2D (``benchmarks/RESULTS.md``)."""
     robust_scale: float = 0.1
     """Geman-McClure scale ``s`` in units of the person's height."""
     prior: float = 0.5
@@ -224,7 +227,7 @@ class Refiner:
         rotmats, betas, trans, heights, center_px = rotmats.float(), betas.float(), trans.float(), heights.float(), center_px.float()
         kp = torch.nan_to_num(keypoints.float(), nan=0.0)
         conf = torch.where(kp[..., 2] >= cfg.min_conf, kp[..., 2], torch.zeros_like(kp[..., 2]))
-        todo = (conf > 0).sum(1) >= cfg.min_keypoints
+        todo = ((conf > 0).sum(1) >= cfg.min_keypoints) & (heights >= cfg.min_height)
         with torch.no_grad():
             before = self._residual(KeypointSkinner(self.body, betas), rotmats, trans, kp, conf, focal_px, center_px)
         if not bool(todo.any()) or cfg.iters == 0:
@@ -298,7 +301,7 @@ class Refiner:
         skin = KeypointSkinner(self.body, betas.to(dt))
         rot0, trans0, kp, conf, heights, center = rot0.to(dt), trans0.to(dt), kp.to(dt), conf.to(dt), heights.to(dt), center_px.to(dt)
         mean_conf = conf.sum(1) / (conf > 0).sum(1).clamp_min(1)
-        w_prior = cfg.prior * (1.5 - mean_conf) * (80.0 / heights).clamp(0.5, 2.0)
+        w_prior = cfg.prior * (1.5 - mean_conf) * (80.0 / heights).clamp(0.05, 2.0)
         span = trans0[:, 2] * heights / focal_px  # metres covered by the person's box height at its depth
         anchor = anchor.to(dt)
 

@@ -144,3 +144,22 @@ def test_boxes_file_keypoints_and_tracker_attaches_them(tmp_path):
         (tmp_path / "bad.json").write_text(json.dumps({"frames": {"0": bad}}))
         with pytest.raises(InputError):
             BoxesFile(tmp_path / "bad.json")
+
+
+def test_find_person_takes_the_largest_and_says_when_there_is_none():
+    from lrpose.detect import find_person
+
+    class Fake:
+        name = "fake"
+
+        def __init__(self, boxes):
+            self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+
+        def __call__(self, image, index):
+            kp = np.tile(np.arange(len(self.boxes), dtype=np.float32)[:, None, None], (1, 17, 3))
+            return Detections(self.boxes, np.ones(len(self.boxes), np.float32), kp)
+
+    box, kp = find_person(Fake([[0, 0, 10, 10], [5, 5, 40, 60], [1, 1, 20, 20]]), np.zeros((64, 64, 3), np.uint8))
+    assert box.tolist() == [5, 5, 40, 60] and kp[0, 0] == 1
+    with pytest.raises(InputError, match="no person"):
+        find_person(Fake([]), np.zeros((64, 64, 3), np.uint8))

@@ -16,7 +16,7 @@ from tests.test_models import mean_params
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "person_64px.png"
 FRAME_KEYS = {"pred_cam", "orig_cam", "pose", "rotmats", "betas", "joints3d", "joints2d", "bboxes", "boxes_xyxy", "crop_xyxy",
-              "range_index", "native_size", "below_min_size", "trans", "observed"}  # fmt: skip
+              "range_index", "native_size", "below_min_size", "trans", "observed", "keypoints2d", "refined", "kp_residual"}  # fmt: skip
 KEYS = FRAME_KEYS | {"image_size", "focal_px", "body_model", "checkpoint", "untrained"}
 
 

