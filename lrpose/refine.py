@@ -1,12 +1,14 @@
 """Keypoint-guided fitting (SPIN/EFT style): the body of each person is fitted to the detector's
 COCO-17 keypoints, with the network's prediction and the track's motion as the prior.
 
-Per person-frame at least ``min_height`` px tall with at least ``min_keypoints`` confident keypoints, these are optimised (Levenberg-
-Marquardt, ``iters`` iterations, batched over every person of a chunk of frames; deterministic):
+For every person-frame at least ``min_height`` px tall with at least ``min_keypoints`` confident
+keypoints, these are solved by Levenberg-Marquardt (``iters`` iterations, batched over the people
+of a chunk of frames, frame by frame; deterministic):
 
 - ``delta`` (24, 3): axis-angle residuals on the network's joint rotations (root included),
-  ``R_j = R_net_j @ exp(delta_j)``; betas stay the network's;
-- ``trans`` (3): the full-frame camera translation (metres), started from the network's.
+  ``R_j = R_net_j @ exp(delta_j)``; betas stay the network's unless ``fit_betas``;
+- ``trans`` (3): the full-frame camera translation (metres), started from a closed-form match of the
+  torso keypoints' size and centre.
 
 Loss, per person (keypoint residuals in units of the person's box height ``h``):
 
@@ -22,8 +24,9 @@ Loss, per person (keypoint residuals in units of the person's box height ``h``):
   axis; the start with the lower final data + limit cost wins (the keypoints' left/right labels
   and face keypoints decide which way the person faces).
 
-The body is skinned only on the vertices the COCO regressor reads (about 1000 of the stand-in's
-13,718); pose correctives of the real SMPL are left out of the fit (the final mesh has them).
+Keypoints come from the joint transforms and per-body keypoint moments (``KeypointSkinner``), so an
+iteration never touches the mesh; pose correctives of the real SMPL are left out of the fit (the
+final mesh has them). A fit that does not lower the keypoint residual is not used.
 """
 
 from __future__ import annotations
@@ -217,7 +220,7 @@ class Refiner:
         previous: torch.Tensor | None = None,
         carry: torch.Tensor | None = None,
     ) -> RefineResult:
-        """Fit (B, 24, 3, 3) ``rotmats``, (B, 10) ``betas`` (fixed), (B, 3) ``trans`` to (B, 17, 3)
+        """Fit (B, 24, 3, 3) ``rotmats``, (B, 10) ``betas``, (B, 3) ``trans`` to (B, 17, 3)
         detector ``keypoints`` (pixels + confidence; NaN or 0 confidence = absent) of people with box
         heights (B,) px, in an image with ``focal_px`` and principal point ``center_px`` (2,).
         ``previous`` (B,) long: the row of the same track's previous frame in this batch, or -1.
@@ -239,10 +242,26 @@ class Refiner:
         trans[idx] = _align_translation(
             KeypointSkinner(self.body, betas[idx]), rotmats[idx], trans[idx], kp[idx], conf[idx], focal_px, center_px
         )
-        prev = self._previous_rows(previous, todo, idx)
         out_rot, out_trans, out_betas = rotmats.clone(), trans_in.clone(), betas.clone()
-        fitted = torch.zeros(len(idx), 17, 4)  # per refined row: keypoints relative to the torso (m) and depth
         outside = carry[idx] if carry is not None else torch.full((len(idx), 17, 4), math.nan)
+        fitted = self._fit_in_order(idx, self._previous_rows(previous, todo, idx), outside, rotmats, betas, trans, kp, conf, heights,
+                                    focal_px, center_px, (out_rot, out_trans, out_betas))  # fmt: skip
+        with torch.no_grad():
+            after = self._residual(KeypointSkinner(self.body, out_betas), out_rot, out_trans, kp, conf, focal_px, center_px)
+        worse = todo & ~(after < before)  # a fit that does not bring the body closer to the keypoints is not used
+        out_rot[worse], out_trans[worse], out_betas[worse], after[worse] = rotmats[worse], trans_in[worse], betas[worse], before[worse]
+        anchors = torch.full((len(todo), 17, 4), math.nan)
+        anchors[idx] = fitted
+        anchors[worse] = math.nan
+        return RefineResult(out_rot, out_trans, todo & ~worse, before, after, out_betas, anchors)
+
+    def _fit_in_order(self, idx, prev, outside, rotmats, betas, trans, kp, conf, heights, focal_px, center_px, out) -> torch.Tensor:  # noqa: ANN001
+        """Fit rows ``idx`` frame by frame (each anchored to its track's previous fitted frame, ``prev``
+        within ``idx`` or ``outside`` from an earlier batch), both starts at once; writes the chosen fits
+        into ``out`` (rotations, translations, betas) and returns each row's (17, 4) anchor."""
+        cfg = self.config
+        out_rot, out_trans, out_betas = out
+        fitted = torch.zeros(len(idx), 17, 4)  # per refined row: keypoints relative to the torso (m) and depth
         level = torch.zeros(len(idx), dtype=torch.long)
         for k in range(len(idx)):  # rows come in frame order: a row's previous frame has a lower level
             level[k] = level[prev[k]] + 1 if prev[k] >= 0 else 0
@@ -264,14 +283,7 @@ class Refiner:
             with torch.no_grad():
                 pts = KeypointSkinner(self.body, out_betas[rows])(out_rot[rows], out_trans[rows])
             fitted[sub] = torch.cat([pts - pts[:, list(TORSO)].mean(1, keepdim=True), out_trans[rows, None, 2:].expand(-1, 17, 1)], 2)
-        with torch.no_grad():
-            after = self._residual(KeypointSkinner(self.body, out_betas), out_rot, out_trans, kp, conf, focal_px, center_px)
-        worse = todo & ~(after < before)  # a fit that does not bring the body closer to the keypoints is not used
-        out_rot[worse], out_trans[worse], out_betas[worse], after[worse] = rotmats[worse], trans_in[worse], betas[worse], before[worse]
-        anchors = torch.full((len(todo), 17, 4), math.nan)
-        anchors[idx] = fitted
-        anchors[worse] = math.nan
-        return RefineResult(out_rot, out_trans, todo & ~worse, before, after, out_betas, anchors)
+        return fitted
 
     @staticmethod
     def _previous_rows(previous: torch.Tensor | None, todo: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
