@@ -21,8 +21,8 @@ Loss, per person (keypoint residuals in units of the person's box height ``h``):
 - temporal: the change from the track's previous (already fitted) frame of the keypoints relative to
   the torso (metres) and of the log depth: frames are fitted in order, each anchored to the one before;
 - front/back: every fit is also started from the body turned 180 degrees about its own vertical
-  axis; the start with the lower final data + limit cost wins (the keypoints' left/right labels
-  and face keypoints decide which way the person faces).
+  axis; the start with the lower final data + limit + temporal cost wins (the keypoints' left/right
+  labels and face keypoints decide which way the person faces, the track's previous frame breaks ties).
 
 Keypoints come from the joint transforms and per-body keypoint moments (``KeypointSkinner``), so an
 iteration never touches the mesh; pose correctives of the real SMPL are left out of the fit (the
@@ -361,6 +361,9 @@ class Refiner:
             rot, trans, shape = unpack(x, rows)
             r2 = ((project(skin(rot, trans, shape), focal_px, center[None]) - kp[..., :2]) / heights[:, None, None]).pow(2).sum(-1)
             cost = (conf * _geman_mcclure(r2, cfg.robust_scale)).sum(1) / conf.sum(1).clamp_min(1e-6) + cfg.limits * _limit_cost(rot)
+            pts = skin(rot, trans, shape)
+            rel = pts - pts[:, list(TORSO)].mean(1, keepdim=True)
+            cost = cost + cfg.smooth * has_anchor * (rel - anchor[:, :, :3]).pow(2).sum((1, 2))  # the start that continues the track
             out_betas = betas + (shape.float() if shape is not None else 0.0)
             return rot.float(), trans.float(), out_betas, cost.float()
 
