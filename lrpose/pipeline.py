@@ -111,6 +111,13 @@ class BodyGeometry:
     focal_px: float
 
 
+def _centres(squares: list[SquareCrop]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 2) square centres and (B,) sides in pixels; centres in edge convention, like the image
+    centre they are compared with (their difference is what matters)."""
+    center = torch.tensor([[sq.x0 + sq.side / 2.0, sq.y0 + sq.side / 2.0] for sq in squares]).reshape(-1, 2)
+    return center, torch.tensor([float(sq.side) for sq in squares])
+
+
 @torch.no_grad()
 def body_geometry(
     body: BodyModel, rotmats: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor, squares: list[SquareCrop], input_size: int,
@@ -124,9 +131,7 @@ def body_geometry(
     uv = ((weak_perspective_project(posed.joints, cam) + 1.0) * s / 2.0 - 0.5).numpy()
     joints2d = np.stack([apply_affine(sq.crop_to_image(s), p) for sq, p in zip(squares, uv, strict=True)]) if squares else uv
     focal = focal_for(width, height)
-    # box centre and image centre both in edge convention (their difference is what matters)
-    center = torch.tensor([[sq.x0 + sq.side / 2.0, sq.y0 + sq.side / 2.0] for sq in squares]).reshape(-1, 2)
-    side = torch.tensor([float(sq.side) for sq in squares])
+    center, side = _centres(squares)
     n = len(squares)
     trans = cam_crop_to_full(cam, center, side, torch.tensor([[float(width), float(height)]]).expand(n, 2), torch.full((n,), focal))
     sx, sy = cam[:, 0] * side / width, cam[:, 0] * side / height
@@ -225,7 +230,7 @@ class Pipeline:
         fit = None
         if self.refiner is not None and np.isfinite(keypoints).all(-1).any():
             with timer("refine"):
-                rotmats, betas, cam, fit = self._refine(pending, boxes, squares, rotmats, betas, cam, keypoints, w, h)
+                rotmats, betas, cam, fit = self._refine(boxes, squares, rotmats, betas, cam, keypoints, w, h)
         with timer("body"):
             g = body_geometry(self.body, rotmats, betas, cam, squares, size, w, h)
         feats, rot_np, betas_np, cam_np = out.features.numpy(), rotmats.numpy(), betas.numpy(), cam.numpy()
@@ -247,12 +252,11 @@ class Pipeline:
                 k += 1
             yield FrameResult(frame, people, detected)
 
-    def _refine(self, pending, boxes, squares, rotmats, betas, cam, keypoints, w, h):  # noqa: ANN001, ANN202
+    def _refine(self, boxes, squares, rotmats, betas, cam, keypoints, w, h):  # noqa: ANN001, ANN202
         """Fit the bodies to the detector keypoints (``lrpose.refine``); returns rotations, crop cameras and the fit."""
         focal = focal_for(w, h)
         n = len(squares)
-        center = torch.tensor([[sq.x0 + sq.side / 2.0, sq.y0 + sq.side / 2.0] for sq in squares]).reshape(-1, 2)
-        side = torch.tensor([float(sq.side) for sq in squares])
+        center, side = _centres(squares)
         size = torch.tensor([[float(w), float(h)]]).expand(n, 2)
         trans = cam_crop_to_full(cam, center, side, size, torch.full((n,), focal))
         heights = torch.tensor([max(float(b.box_xyxy[3] - b.box_xyxy[1]), 2.0) for b in boxes])
