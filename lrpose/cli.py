@@ -271,6 +271,8 @@ def _run_sources(items: list[Path], out: Path, resume: bool, run) -> list:
                 continue
             finally:
                 bar.update(task, visible=False)
+            for line in summary.warnings:
+                note(f"warning: {src.name}: {line}")
             if summary.error:
                 err_console.print(Text.assemble(("error: ", "bold red"), summary.error))
             rows.append((summary, str(folder)))

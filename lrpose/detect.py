@@ -79,6 +79,8 @@ class BoxesFile:
         if not isinstance(frames, dict):
             raise InputError(f"--boxes {path}: expected {{'frames': {{index: [[x1, y1, x2, y2], ...]}}}} or a list per frame")
         self._frames: dict[int, Detections] = {}
+        self.dropped_keypoints = 0
+        """Keypoints ignored so far because they were not finite or lay outside the frame."""
         for key, rows in frames.items():
             try:
                 index = int(key)
@@ -88,7 +90,10 @@ class BoxesFile:
 
     def __call__(self, image: np.ndarray, frame_index: int) -> Detections:
         d = self._frames.get(frame_index, EMPTY)
-        return _clean(d.boxes_xyxy, d.scores, image.shape[1], image.shape[0], 0.0, d.keypoints)
+        out = _clean(d.boxes_xyxy, d.scores, image.shape[1], image.shape[0], 0.0, d.keypoints)
+        if d.keypoints is not None:  # keypoints that _clean had to drop (NaN or outside the frame)
+            self.dropped_keypoints += int(((out.keypoints[..., 2] == 0) & (d.keypoints[..., 2] > 0)).sum())
+        return out
 
 
 def _json_rows(rows: object, where: str) -> Detections:

@@ -208,6 +208,8 @@ class RunSummary:
     """Person-frames of the kept tracks fitted to detector keypoints."""
     kp_residual_px: list[float] | None = None
     """Mean distance (px) of the body's COCO keypoints to the detector's over those person-frames, before / after fitting."""
+    warnings: list[str] = field(default_factory=list)
+    """One line each: input that was ignored (the run still completed)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys of a summary written by another version (kept when read back)."""
 

@@ -175,6 +175,7 @@ def process_video(
     """
     t_start = time.perf_counter()
     source = FrameSource(source_path)
+    dropped_before = getattr(pipeline.detector, "dropped_keypoints", 0)  # the detector may serve several sources
     timer = pipeline.timer = StageTimer()
     tracks_dir = _fresh_folder(folder)
     meta = {
@@ -210,6 +211,9 @@ def process_video(
             store.end_all()
         overlay.finish()
     summary = _summary(source_path, source, frames, store, info, timer, time.perf_counter() - t_start)
+    dropped = getattr(pipeline.detector, "dropped_keypoints", 0) - dropped_before
+    if dropped:
+        summary.warnings.append(f"{dropped} detector keypoint(s) were not finite or outside the frame and were ignored")
     summary.save(folder)
     return summary
 

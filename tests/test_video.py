@@ -266,7 +266,7 @@ def test_fused_texture_is_the_weighted_mean_of_the_frames_that_see_a_texel():
     assert one.frames == 1 and (one.result()[vis[0]] == tex[0][vis[0]]).all()
 
 
-def test_keypoints_from_boxes_json_are_stored_and_fitted(tmp_path, tiny):
+def test_keypoints_from_boxes_json_are_stored_and_fitted(tmp_path, tiny, capsys):
     """Detector keypoints reach the track file; frames with them are refined; nothing is NaN."""
     from lrpose.body import load_body
     from lrpose.models.checkpoint import load_rscnet as load
@@ -286,6 +286,8 @@ def test_keypoints_from_boxes_json_are_stored_and_fitted(tmp_path, tiny):
         kp = torch.cat([uv, torch.full((17, 1), 0.9)], 1)
         if int(f) == 5:
             kp[:, 2] = 0.0  # no confident keypoint in this frame
+        if int(f) == 7:
+            kp[3, 0] = float("nan")  # one broken keypoint: ignored, with a warning line
         gt["frames"][f] = [{"box": rows[0], "keypoints": kp.tolist()}]
     (tmp_path / "kp.json").write_text(json.dumps(gt))
     args = ["video", str(tmp_path / "walk.mp4"), "--out", str(tmp_path / "o"), "--boxes", str(tmp_path / "kp.json")]
@@ -297,4 +299,6 @@ def test_keypoints_from_boxes_json_are_stored_and_fitted(tmp_path, tiny):
     assert (after < before).all() and np.isfinite(z["pose"]).all() and np.isfinite(z["trans"]).all()
     summary = json.loads((tmp_path / "o" / "walk" / "summary.json").read_text())
     assert summary["refined_person_frames"] == z["refined"].sum() and summary["kp_residual_px"][1] < summary["kp_residual_px"][0]
+    assert summary["warnings"] == ["1 detector keypoint(s) were not finite or outside the frame and were ignored"]
+    assert "warning: walk.mp4: 1 detector keypoint(s)" in capsys.readouterr().err
     assert main([*args, "--weights", str(tiny), "--no-overlay", "--no-temporal", "--min-track", "5", "--no-refine", "--resume"]) == 0
