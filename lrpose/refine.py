@@ -232,22 +232,21 @@ class Refiner:
         conf = torch.where(kp[..., 2] >= cfg.min_conf, kp[..., 2], torch.zeros_like(kp[..., 2]))
         todo = ((conf > 0).sum(1) >= cfg.min_keypoints) & (heights >= cfg.min_height)
         with torch.no_grad():
-            before = self._residual(KeypointSkinner(self.body, betas), rotmats, trans, kp, conf, focal_px, center_px)
+            skin = KeypointSkinner(self.body, betas)  # for the residuals, the camera start and the anchors
+            before = self._residual(skin(rotmats, trans), kp, conf, focal_px, center_px)
         if not bool(todo.any()) or cfg.iters == 0:
             return RefineResult(
                 rotmats, trans, torch.zeros_like(todo), before, before.clone(), betas, torch.full((len(todo), 17, 4), math.nan)
             )
         idx = torch.nonzero(todo).squeeze(1)
         trans_in, trans = trans, trans.clone()
-        trans[idx] = _align_translation(
-            KeypointSkinner(self.body, betas[idx]), rotmats[idx], trans[idx], kp[idx], conf[idx], focal_px, center_px
-        )
+        trans[idx] = _align_translation(skin.select(idx), rotmats[idx], trans[idx], kp[idx], conf[idx], focal_px, center_px)
         out_rot, out_trans, out_betas = rotmats.clone(), trans_in.clone(), betas.clone()
         outside = carry[idx] if carry is not None else torch.full((len(idx), 17, 4), math.nan)
         fitted = self._fit_in_order(idx, self._previous_rows(previous, todo, idx), outside, rotmats, betas, trans, kp, conf, heights,
-                                    focal_px, center_px, (out_rot, out_trans, out_betas))  # fmt: skip
+                                    focal_px, center_px, (out_rot, out_trans, out_betas), skin)  # fmt: skip
         with torch.no_grad():
-            after = self._residual(KeypointSkinner(self.body, out_betas), out_rot, out_trans, kp, conf, focal_px, center_px)
+            after = self._residual(skin(out_rot, out_trans, out_betas - betas), kp, conf, focal_px, center_px)
         worse = todo & ~(after < before)  # a fit that does not bring the body closer to the keypoints is not used
         out_rot[worse], out_trans[worse], out_betas[worse], after[worse] = rotmats[worse], trans_in[worse], betas[worse], before[worse]
         anchors = torch.full((len(todo), 17, 4), math.nan)
@@ -255,7 +254,7 @@ class Refiner:
         anchors[worse] = math.nan
         return RefineResult(out_rot, out_trans, todo & ~worse, before, after, out_betas, anchors)
 
-    def _fit_in_order(self, idx, prev, outside, rotmats, betas, trans, kp, conf, heights, focal_px, center_px, out) -> torch.Tensor:  # noqa: ANN001
+    def _fit_in_order(self, idx, prev, outside, rotmats, betas, trans, kp, conf, heights, focal_px, center_px, out, skin) -> torch.Tensor:  # noqa: ANN001
         """Fit rows ``idx`` frame by frame (each anchored to its track's previous fitted frame, ``prev``
         within ``idx`` or ``outside`` from an earlier batch), both starts at once; writes the chosen fits
         into ``out`` (rotations, translations, betas) and returns each row's (17, 4) anchor."""
@@ -281,7 +280,7 @@ class Refiner:
             pick = cost.reshape(k, m).argmin(0) * m + torch.arange(m)
             out_rot[rows], out_trans[rows], out_betas[rows] = fit_rot[pick], fit_trans[pick], fit_betas[pick]
             with torch.no_grad():
-                pts = KeypointSkinner(self.body, out_betas[rows])(out_rot[rows], out_trans[rows])
+                pts = skin.select(rows)(out_rot[rows], out_trans[rows], out_betas[rows] - betas[rows])
             fitted[sub] = torch.cat([pts - pts[:, list(TORSO)].mean(1, keepdim=True), out_trans[rows, None, 2:].expand(-1, 17, 1)], 2)
         return fitted
 
@@ -359,18 +358,18 @@ class Refiner:
                 x = torch.where(better[:, None], x + step, x)
                 lam = torch.where(better, lam * 0.3, lam * 10.0).clamp(1e-7, 1e7)
             rot, trans, shape = unpack(x, rows)
-            r2 = ((project(skin(rot, trans, shape), focal_px, center[None]) - kp[..., :2]) / heights[:, None, None]).pow(2).sum(-1)
-            cost = (conf * _geman_mcclure(r2, cfg.robust_scale)).sum(1) / conf.sum(1).clamp_min(1e-6) + cfg.limits * _limit_cost(rot)
             pts = skin(rot, trans, shape)
+            r2 = ((project(pts, focal_px, center[None]) - kp[..., :2]) / heights[:, None, None]).pow(2).sum(-1)
+            cost = (conf * _geman_mcclure(r2, cfg.robust_scale)).sum(1) / conf.sum(1).clamp_min(1e-6) + cfg.limits * _limit_cost(rot)
             rel = pts - pts[:, list(TORSO)].mean(1, keepdim=True)
             cost = cost + cfg.smooth * has_anchor * (rel - anchor[:, :, :3]).pow(2).sum((1, 2))  # the start that continues the track
             out_betas = betas + (shape.float() if shape is not None else 0.0)
             return rot.float(), trans.float(), out_betas, cost.float()
 
     @staticmethod
-    def _residual(skin, rotmats, trans, kp, conf, focal_px, center_px) -> torch.Tensor:  # noqa: ANN001
-        """(B,) mean pixel distance over the confident keypoints (NaN for people without any)."""
-        d = (project(skin(rotmats, trans), focal_px, center_px) - kp[..., :2]).norm(dim=-1)
+    def _residual(points: torch.Tensor, kp: torch.Tensor, conf: torch.Tensor, focal_px: float, center_px: torch.Tensor) -> torch.Tensor:
+        """(B,) mean pixel distance of (B, 17, 3) camera-frame ``points`` to the confident keypoints (NaN for people without any)."""
+        d = (project(points, focal_px, center_px) - kp[..., :2]).norm(dim=-1)
         used = conf > 0
         total = (d * used).sum(1)
         count = used.sum(1)
