@@ -10,7 +10,8 @@ PA-MPJPE on 14 LSP joints (pelvis-aligned, mm), acceleration and acceleration er
 over runs of consecutive frames; people found = matched ground-truth people / people visible
 for at least 8 frames. 2D: mean distance of the body's COCO-17 keypoints (projected with the
 result's camera) and of the detector's keypoints (where confident) to the true ones, in units of
-the true box height; facing: share of frames whose body faces the camera (or away) as the truth does.
+the true box height; facing: share of frames whose body faces the camera (or away) as the truth does
+(``lrpose.facing``); detector facing: the same for the detector's keypoints where they say it clearly.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from lrpose.body import load_body
+from lrpose.facing import body_faces_camera, keypoint_facing
 from lrpose.geometry import axis_angle_to_rotmat
 from lrpose.metrics import accel, accel_error, mpjpe, pa_mpjpe, pelvis_align
 from lrpose.results import read_result
@@ -43,7 +45,16 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def score(gt_path: Path, folder: Path) -> dict[str, float]:
     body = load_body()
     gt = np.load(gt_path)
-    values: dict[str, list[float]] = {"mpjpe": [], "pa_mpjpe": [], "accel": [], "accel_error": [], "kp2d": [], "det2d": [], "facing": []}
+    values: dict[str, list[float]] = {
+        "mpjpe": [],
+        "pa_mpjpe": [],
+        "accel": [],
+        "accel_error": [],
+        "kp2d": [],
+        "det2d": [],
+        "facing": [],
+        "det_facing": [],
+    }
     reg = body.coco_regressor()
     matched = set()
     for track in sorted((folder / "tracks").glob("*.npz")):
@@ -78,8 +89,14 @@ def score(gt_path: Path, folder: Path) -> dict[str, float]:
             det = z["keypoints2d"][keep]
             ok = seen & (np.nan_to_num(det[..., 2]) >= 0.3)
             values["det2d"] += (np.linalg.norm(det[..., :2] - true2d[..., :2], axis=-1) / height)[ok].tolist()
-        fwd = lambda aa: axis_angle_to_rotmat(torch.from_numpy(aa[:, :3]).float())[:, 2, 2].numpy()  # noqa: E731 - forward axis, z
-        values["facing"] += ((fwd(z["pose"][keep]) < 0) == (fwd(gt["pose"][f, best]) < 0)).tolist()
+        faces = lambda aa: body_faces_camera(axis_angle_to_rotmat(torch.from_numpy(aa[:, :3]).float())).numpy()  # noqa: E731
+        truth_faces = faces(gt["pose"][f, best])
+        values["facing"] += (faces(z["pose"][keep]) == truth_faces).tolist()
+        if "keypoints2d" in z:  # what the detector's keypoints alone say, where they say it clearly
+            det = torch.from_numpy(np.nan_to_num(z["keypoints2d"][keep])).float()
+            said = keypoint_facing(det[..., :2], torch.where(det[..., 2] >= 0.3, det[..., 2], 0.0), torch.from_numpy(height[:, 0]).float())
+            clear = (said.abs() >= 0.04).numpy()
+            values["det_facing"] += ((said.numpy() > 0) == truth_faces)[clear].tolist()
         values["pa_mpjpe"] += pa_mpjpe(p, g).tolist()
         for run in np.split(np.arange(len(f)), np.nonzero(np.diff(f) != 1)[0] + 1):  # consecutive frames only
             if len(run) >= 3:
@@ -96,13 +113,13 @@ def main() -> None:
     ap.add_argument("gt", type=Path)
     ap.add_argument("folders", type=Path, nargs="+", help="Result folders of lrpose video (holding tracks/).")
     args = ap.parse_args()
-    print("| results | people found | MPJPE | PA-MPJPE | accel | accel error | 2D body | 2D detector | facing |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| results | people found | MPJPE | PA-MPJPE | accel | accel error | 2D body | 2D detector | facing | detector facing |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for folder in args.folders:
         r = score(args.gt, folder)
         print(
             f"| {folder} | {r['people_found']} | {r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | {r['accel']:.2f} | {r['accel_error']:.2f} "
-            f"| {r['kp2d']:.3f} | {r['det2d']:.3f} | {r['facing']:.3f} |"
+            f"| {r['kp2d']:.3f} | {r['det2d']:.3f} | {r['facing']:.3f} | {r['det_facing']:.3f} |"
         )
 
 

@@ -42,6 +42,12 @@ StandinOpt = Annotated[bool | None, typer.Option("--standin/--no-standin", help=
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file (flags override it).")]
 RefineOpt = Annotated[bool, typer.Option("--refine/--no-refine", help="Fit the bodies to the detector's keypoints when it gives them.")]
 RefineItersOpt = Annotated[int, typer.Option("--refine-iters", help="Levenberg-Marquardt iterations of the keypoint fit.")]
+REFINE_MIN_HEIGHT = 40.0
+"""``RefineConfig.min_height`` (a test checks they agree; the CLI does not import torch to parse options)."""
+RefineMinHeightOpt = Annotated[
+    float,
+    typer.Option("--refine-min-height", help="Fit only people whose box is at least this tall (px); smaller keep the network's body."),
+]
 
 
 _state = {"debug": False}
@@ -159,11 +165,11 @@ def _networks(body, weights: Path | None, texture: bool, texture_weights: Path |
     return model, info, net, tex.checkpoint_id
 
 
-def _refiner(body, refine: bool, iters: int):
+def _refiner(body, refine: bool, iters: int, min_height: float):
     """The keypoint fit, or None with ``--no-refine``."""
     from lrpose.refine import RefineConfig, Refiner
 
-    return Refiner(body, RefineConfig(iters=iters)) if refine else None
+    return Refiner(body, RefineConfig(iters=iters, min_height=min_height)) if refine else None
 
 
 def _summary_table(rows: list) -> Table:
@@ -215,6 +221,7 @@ def video(
     texture_stride: Annotated[int, typer.Option("--texture-stride", help="Predict the texture on every k-th frame.")] = 5,
     refine: RefineOpt = True,
     refine_iters: RefineItersOpt = 10,
+    refine_min_height: RefineMinHeightOpt = REFINE_MIN_HEIGHT,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,
@@ -240,7 +247,7 @@ def video(
     console.print(
         f"detector: {det_line} | temporal: {temporal.line} | RSC-Net: {info.checkpoint_id} | body: {body.body_id}", soft_wrap=True
     )
-    pipeline = Pipeline(model, body, det, temporal.module, pipe_cfg, refiner=_refiner(body, refine, refine_iters))
+    pipeline = Pipeline(model, body, det, temporal.module, pipe_cfg, refiner=_refiner(body, refine, refine_iters, refine_min_height))
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, temporal.line, texture_id)
     run = partial(process_video, pipeline=pipeline, body=body, info=run_info, options=options, texture_net=texture_net)
     rows = _run_sources(expand_sources(sources), out, resume, run)
@@ -298,6 +305,7 @@ def image(
     ] = None,
     refine: RefineOpt = True,
     refine_iters: RefineItersOpt = 10,
+    refine_min_height: RefineMinHeightOpt = REFINE_MIN_HEIGHT,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,
@@ -324,7 +332,7 @@ def image(
     body = load_body_for(config, smpl, gender, standin)
     model, info, texture_net, texture_id = _networks(body, weights, texture, texture_weights)
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, texture=texture_id)
-    pipeline = Pipeline(model, body, refiner=_refiner(body, refine, refine_iters))
+    pipeline = Pipeline(model, body, refiner=_refiner(body, refine, refine_iters, refine_min_height))
     result = process_image(picture, out / path.stem, pipeline, run_info, person_box, save_verts, texture_net, keypoints)
     est = result.estimate
     if est.below_minimum:

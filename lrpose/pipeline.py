@@ -25,6 +25,7 @@ from lrpose.config import check_minimums
 from lrpose.crops import BOX_SCALE, SquareCrop, apply_affine, crop_person, validate_box
 from lrpose.detect import Detector
 from lrpose.errors import InputError
+from lrpose.facing import keypoint_facing
 from lrpose.geometry import cam_crop_to_full, cam_full_to_crop, focal_for, rotmat_to_axis_angle, weak_perspective_project
 from lrpose.models.rscnet import RSCNet
 from lrpose.models.temporal import TemporalModule
@@ -169,6 +170,8 @@ class Pipeline:
         self.refiner = refiner
         self._anchors: dict[int, torch.Tensor] = {}
         """Per track: the last refined frame's fit (``RefineResult.anchors``), for the temporal term."""
+        self._facing: dict[int, torch.Tensor] = {}
+        """Per track: its keypoints' facing evidence so far (``lrpose.facing``), for the front/back choice."""
         self.config = config or PipelineConfig()
         self.timer = timer or StageTimer()
 
@@ -177,7 +180,7 @@ class Pipeline:
         cfg, timer = self.config, self.timer
         tracker = tracker or SortTracker(fps, cfg.max_gap)
         states: dict[int, torch.Tensor] = {}
-        self._anchors = {}
+        self._anchors, self._facing = {}, {}
         pending: list[Pending] = []
         for frame in timer.iterate("decode", frames):
             detected = frame.index % cfg.det_stride == 0
@@ -202,7 +205,11 @@ class Pipeline:
         else:
             box, scale = validate_box(box_xyxy, w, h), BOX_SCALE
         pending = [(Frame(0, image, 0.0), [TrackedBox(0, 0, box, 1.0, True, keypoints)], True)]
-        return next(self.estimate(pending, {}, scale)).people[0]
+        saved, self._anchors, self._facing = (self._anchors, self._facing), {}, {}  # an image has no past
+        try:
+            return next(self.estimate(pending, {}, scale)).people[0]
+        finally:
+            self._anchors, self._facing = saved
 
     @torch.no_grad()
     def estimate(self, pending: list[Pending], states: dict[int, torch.Tensor], scale: float = BOX_SCALE) -> Iterator[FrameResult]:
@@ -260,6 +267,9 @@ class Pipeline:
         size = torch.tensor([[float(w), float(h)]]).expand(n, 2)
         trans = cam_crop_to_full(cam, center, side, size, torch.full((n,), focal))
         heights = torch.tensor([max(float(b.box_xyxy[3] - b.box_xyxy[1]), 2.0) for b in boxes])
+        kp = torch.nan_to_num(torch.from_numpy(keypoints).float())
+        cfg = self.refiner.config
+        said = keypoint_facing(kp[..., :2], torch.where(kp[..., 2] >= cfg.min_conf, kp[..., 2], 0.0), heights)
         previous, last = [], {}
         carry = torch.full((n, 17, 4), float("nan"))
         for k, b in enumerate(boxes):  # boxes come frame by frame, in order
@@ -267,10 +277,14 @@ class Pipeline:
             last[b.track_id] = k
             if previous[-1] < 0 and b.track_id in self._anchors:
                 carry[k] = self._anchors[b.track_id]
+            before = said[previous[-1]] if previous[-1] >= 0 else self._facing.get(b.track_id)
+            if before is not None:  # which way the track faces: its keypoints' evidence, accumulated (kept through frames without)
+                said[k] = before if float(said[k]) == 0.0 else cfg.facing_memory * before + (1.0 - cfg.facing_memory) * said[k]
         fit = self.refiner.fit(
             rotmats, betas, trans, torch.from_numpy(keypoints), heights, focal, torch.tensor([w / 2 - 0.5, h / 2 - 0.5]),
-            torch.tensor(previous, dtype=torch.long), carry,
+            torch.tensor(previous, dtype=torch.long), carry, said,
         )  # fmt: skip
+        self._facing = {i: said[k] for i, k in last.items()}
         self._anchors = {i: a for i, a in self._anchors.items() if i in last}  # live tracks appear in every batch
         for track_id, k in last.items():  # a track's last frame here anchors its next one, if it was fitted
             if bool(fit.refined[k]):

@@ -21,8 +21,9 @@ Loss, per person (keypoint residuals in units of the person's box height ``h``):
 - temporal: the change from the track's previous (already fitted) frame of the keypoints relative to
   the torso (metres) and of the log depth: frames are fitted in order, each anchored to the one before;
 - front/back: every fit is also started from the body turned 180 degrees about its own vertical
-  axis; the start with the lower final data + limit + temporal cost wins (the keypoints' left/right
-  labels and face keypoints decide which way the person faces, the track's previous frame breaks ties).
+  axis; the start with the lower final data + limit + temporal cost wins, plus ``facing`` for a fit
+  that faces the other way than the keypoints' left/right order clearly says (``lrpose.facing``; a
+  side-on person leaves it to the data and the track's previous frame).
 
 Keypoints come from the joint transforms and per-body keypoint moments (``KeypointSkinner``), so an
 iteration never touches the mesh; pose correctives of the real SMPL are left out of the fit (the
@@ -38,6 +39,8 @@ import torch
 
 from lrpose.body import BodyModel
 from lrpose.config import check_minimums
+from lrpose.errors import InputError
+from lrpose.facing import keypoint_facing
 from lrpose.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 
 KNEES, ELBOWS, SPINE = (4, 5), (18, 19), (3, 6, 9)
@@ -55,9 +58,10 @@ class RefineConfig:
     """Confident keypoints a person-frame needs to be refined (else it keeps the network's result)."""
     min_conf: float = 0.3
     """Keypoints below this confidence are ignored."""
-    min_height: float = 64.0
-    """People whose box is shorter (px) keep the network's result: on synthetic clips downscaled to
-    20-65 px the detector's keypoints were worse than the network's own 2D (``benchmarks/RESULTS.md``)."""
+    min_height: float = 40.0
+    """People whose box is shorter (px) keep the network's result: below ~40 px the detector's left/right
+    labels stop being reliable (synthetic clips: 97 % right at 40-50 px, 52-63 % at 23-40 px;
+    ``benchmarks/RESULTS.md``)."""
     robust_scale: float = 0.1
     """Geman-McClure scale ``s`` in units of the person's height."""
     prior: float = 0.5
@@ -65,6 +69,13 @@ class RefineConfig:
     smooth: float = 2.0
     flip: bool = True
     """Also try the 180-degree-turned start."""
+    facing: float = 10.0
+    """Cost added to a fit that faces the other way than the keypoints' left/right order clearly says
+    (larger than the temporal term's: clear keypoints turn a track that faced the wrong way round)."""
+    facing_clear: float = 0.04
+    """How clear (``lrpose.facing.keypoint_facing``, units of the height; frontal ~0.17) the keypoints' facing must be."""
+    facing_memory: float = 0.5
+    """Share of a track's facing evidence so far that carries into its next frame (0: each frame alone)."""
     fit_betas: bool = False
     """Also fit the body shape (off: 2D keypoints say little about shape; the network's betas stay)."""
     shape_prior: float = 0.01
@@ -72,7 +83,21 @@ class RefineConfig:
     """Solve in float32 (about 2x faster than float64; the same fits to ~0.1 px)."""
 
     def __post_init__(self) -> None:
-        check_minimums(self, iters=0, min_keypoints=1, min_conf=0.0, robust_scale=1e-6, prior=0.0, limits=0.0, smooth=0.0)
+        check_minimums(
+            self,
+            iters=0,
+            min_keypoints=1,
+            min_conf=0.0,
+            robust_scale=1e-6,
+            prior=0.0,
+            limits=0.0,
+            smooth=0.0,
+            facing=0.0,
+            facing_clear=0.0,
+            facing_memory=0.0,
+        )
+        if self.facing_memory >= 1.0:
+            raise InputError(f"facing_memory must be below 1, got {self.facing_memory}")
 
 
 @dataclass(frozen=True)
@@ -219,18 +244,22 @@ class Refiner:
         center_px: torch.Tensor,
         previous: torch.Tensor | None = None,
         carry: torch.Tensor | None = None,
+        facing: torch.Tensor | None = None,
     ) -> RefineResult:
         """Fit (B, 24, 3, 3) ``rotmats``, (B, 10) ``betas``, (B, 3) ``trans`` to (B, 17, 3)
         detector ``keypoints`` (pixels + confidence; NaN or 0 confidence = absent) of people with box
         heights (B,) px, in an image with ``focal_px`` and principal point ``center_px`` (2,).
         ``previous`` (B,) long: the row of the same track's previous frame in this batch, or -1.
         ``carry`` (B, 17, 4): for rows whose previous frame was fitted in an earlier batch, that fit's
-        ``RefineResult.anchors`` row (NaN elsewhere), so the temporal term spans batches."""
+        ``RefineResult.anchors`` row (NaN elsewhere), so the temporal term spans batches. ``facing`` (B,):
+        which way each person faces by their keypoints (``lrpose.facing.keypoint_facing``, e.g. averaged
+        over the track; None: each frame's own keypoints)."""
         cfg = self.config
         rotmats, betas, trans, heights, center_px = rotmats.float(), betas.float(), trans.float(), heights.float(), center_px.float()
         kp = torch.nan_to_num(keypoints.float(), nan=0.0)
         conf = torch.where(kp[..., 2] >= cfg.min_conf, kp[..., 2], torch.zeros_like(kp[..., 2]))
         todo = ((conf > 0).sum(1) >= cfg.min_keypoints) & (heights >= cfg.min_height)
+        said = keypoint_facing(kp[..., :2], conf, heights) if facing is None else facing.float()
         with torch.no_grad():
             skin = KeypointSkinner(self.body, betas)  # for the residuals, the camera start and the anchors
             before = self._residual(skin(rotmats, trans), kp, conf, focal_px, center_px)
@@ -244,7 +273,7 @@ class Refiner:
         out_rot, out_trans, out_betas = rotmats.clone(), trans_in.clone(), betas.clone()
         outside = carry[idx] if carry is not None else torch.full((len(idx), 17, 4), math.nan)
         fitted = self._fit_in_order(idx, self._previous_rows(previous, todo, idx), outside, rotmats, betas, trans, kp, conf, heights,
-                                    focal_px, center_px, (out_rot, out_trans, out_betas), skin)  # fmt: skip
+                                    focal_px, center_px, (out_rot, out_trans, out_betas), skin, said)  # fmt: skip
         with torch.no_grad():
             after = self._residual(skin(out_rot, out_trans, out_betas - betas), kp, conf, focal_px, center_px)
         worse = todo & ~(after < before)  # a fit that does not bring the body closer to the keypoints is not used
@@ -254,7 +283,9 @@ class Refiner:
         anchors[worse] = math.nan
         return RefineResult(out_rot, out_trans, todo & ~worse, before, after, out_betas, anchors)
 
-    def _fit_in_order(self, idx, prev, outside, rotmats, betas, trans, kp, conf, heights, focal_px, center_px, out, skin) -> torch.Tensor:  # noqa: ANN001
+    def _fit_in_order(
+        self, idx, prev, outside, rotmats, betas, trans, kp, conf, heights, focal_px, center_px, out, skin, said
+    ) -> torch.Tensor:  # noqa: ANN001, E501
         """Fit rows ``idx`` frame by frame (each anchored to its track's previous fitted frame, ``prev``
         within ``idx`` or ``outside`` from an earlier batch), both starts at once; writes the chosen fits
         into ``out`` (rotations, translations, betas) and returns each row's (17, 4) anchor."""
@@ -277,12 +308,25 @@ class Refiner:
                 torch.cat(starts), betas[rows].repeat(k, 1), trans[rows].repeat(k, 1), kp[rows].repeat(k, 1, 1), conf[rows].repeat(k, 1),
                 heights[rows].repeat(k), focal_px, center_px, anchor.repeat(k, 1, 1), has_anchor.repeat(k),
             )  # fmt: skip
+            cost = cost + self._facing_penalty(rows, said[rows], fit_rot, fit_trans, fit_betas - betas[rows].repeat(k, 1), skin, heights,
+                                               focal_px, center_px)  # fmt: skip
             pick = cost.reshape(k, m).argmin(0) * m + torch.arange(m)
             out_rot[rows], out_trans[rows], out_betas[rows] = fit_rot[pick], fit_trans[pick], fit_betas[pick]
             with torch.no_grad():
                 pts = skin.select(rows)(out_rot[rows], out_trans[rows], out_betas[rows] - betas[rows])
             fitted[sub] = torch.cat([pts - pts[:, list(TORSO)].mean(1, keepdim=True), out_trans[rows, None, 2:].expand(-1, 17, 1)], 2)
         return fitted
+
+    def _facing_penalty(self, rows, said, rot, trans, dbetas, skin, heights, focal_px, center_px) -> torch.Tensor:  # noqa: ANN001
+        """(k * M,) ``facing`` for each fit (of people ``rows``, every start) that faces the other way than
+        the keypoints clearly ``said`` (M,) (``lrpose.facing``: their left/right order about the torso)."""
+        cfg = self.config
+        k = len(rot) // len(rows)
+        said = said.repeat(k)
+        with torch.no_grad():
+            uv = project(skin.select(rows.repeat(k))(rot, trans, dbetas), focal_px, center_px)
+        shown = keypoint_facing(uv, torch.ones_like(uv[..., 0]), heights[rows].repeat(k))
+        return cfg.facing * ((said.abs() >= cfg.facing_clear) & (said * shown < 0)).float()
 
     @staticmethod
     def _previous_rows(previous: torch.Tensor | None, todo: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

@@ -84,3 +84,51 @@ def test_image_estimate_is_the_pipeline_record_for_track_0_frame_0(parts):
     np.testing.assert_allclose(first.pose, p.pose, atol=1e-6)
     np.testing.assert_allclose(first.trans, p.trans, atol=1e-6)
     torch.testing.assert_close(torch.from_numpy(first.rotmats), torch.from_numpy(p.rotmats))
+
+
+class FrontalKeypoints:
+    """One person facing the camera, standing still, ~150 px tall, with COCO keypoints; in ``swapped``
+    frames the detector mixes up left and right (the keypoints then say the person faces away)."""
+
+    def __init__(self, body, swapped: set[int]) -> None:  # noqa: ANN001
+        import math
+
+        from lrpose.body import COCO17_FLIP
+        from lrpose.geometry import axis_angle_to_rotmat, focal_for
+        from lrpose.refine import KeypointSkinner, project
+
+        pose = torch.zeros(1, 24, 3)
+        pose[:, 0, 0] = math.pi
+        pts = KeypointSkinner(body, torch.zeros(1, 10))(axis_angle_to_rotmat(pose), torch.tensor([[0.0, 0.0, 80.0]]))
+        uv = project(pts, focal_for(320, 240), torch.tensor([159.5, 119.5]))[0].numpy()
+        self.kp = np.concatenate([uv, np.full((17, 1), 0.9)], 1).astype(np.float32)
+        self.flipped = self.kp[list(COCO17_FLIP)].copy()  # each label on its mirror's point
+        self.box = np.array([uv[:, 0].min() - 15, uv[:, 1].min() - 20, uv[:, 0].max() + 15, uv[:, 1].max() + 10], np.float32)
+        self.swapped = swapped
+
+    def __call__(self, image: np.ndarray, index: int) -> Detections:
+        kp = self.flipped if index in self.swapped else self.kp
+        return Detections(self.box[None], np.array([0.9], np.float32), kp[None])
+
+
+@pytest.mark.parametrize(
+    ("swapped", "expected"),
+    [({4}, [True] * 9), (set(range(3, 9)), [True] * 3 + [None] + [False] * 5)],
+    ids=["one-glitch", "turned-round"],
+)
+def test_the_track_faces_the_way_its_keypoints_say(parts, swapped, expected):
+    """A single frame whose detector mixed up left and right does not turn the body; a person who
+    turns round (from frame 3 the keypoints say "away") is turned round from the next frame on."""
+    from pathlib import Path
+
+    from lrpose.facing import body_faces_camera
+    from lrpose.refine import Refiner
+
+    _, body = parts
+    model, _ = load_rscnet(Path(__file__).resolve().parent.parent / "weights" / "lrpose_rscnet.pt")  # a body near the people to start from
+    pipe = Pipeline(model, body, FrontalKeypoints(body, swapped), None, PipelineConfig(batch_frames=4), refiner=Refiner(body))
+    frames_ = (Frame(i, np.full((240, 320, 3), 90, np.uint8), i / 10) for i in range(9))
+    people = [r.people[0] for r in pipe.run(frames_, fps=10.0)]
+    faces = [bool(body_faces_camera(torch.from_numpy(p.rotmats[0]))) for p in people]
+    assert [f for f, e in zip(faces, expected, strict=True) if e is not None] == [e for e in expected if e is not None]
+    assert all(p.refined for p, e in zip(people, expected, strict=True) if e is not None and p.frame_index != 4)

@@ -133,3 +133,9 @@ def test_people_below_min_height_keep_the_network_result(scene):
     body, rot, betas, trans, kp, heights, start, skin = scene
     res = Refiner(body, RefineConfig(iters=3, min_height=64.0)).fit(start, betas, trans, kp, torch.full_like(heights, 40.0), F, C)
     assert not bool(res.refined.any()) and torch.equal(res.rotmats, start)
+
+
+def test_cli_default_min_height_is_the_config_default():
+    from lrpose.cli import REFINE_MIN_HEIGHT
+
+    assert REFINE_MIN_HEIGHT == RefineConfig().min_height
