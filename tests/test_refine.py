@@ -138,4 +138,4 @@ def test_people_below_min_height_keep_the_network_result(scene):
 def test_cli_default_min_height_is_the_config_default():
     from lrpose.cli import REFINE_MIN_HEIGHT
 
-    assert REFINE_MIN_HEIGHT == RefineConfig().min_height
+    assert RefineConfig().min_height == REFINE_MIN_HEIGHT
