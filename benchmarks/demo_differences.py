@@ -23,7 +23,7 @@ from PIL import Image
 from lrpose.body import load_body
 from lrpose.crops import SquareCrop, cut_square, normalize, resize_square, square_from_box
 from lrpose.models.checkpoint import load_rscnet
-from lrpose.resolution import _bytescale, select_range
+from lrpose.resolution import bytescale, select_range
 from lrpose.training.evaluation import eval_joints
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def imresize(arr: np.ndarray, size: tuple[int, int], interp: int = Image.Resampling.BILINEAR) -> np.ndarray:
     """``scipy.misc.imresize(arr, (h, w))``: float arrays are byte-scaled first; Pillow resampling."""
-    data = arr if arr.dtype == np.uint8 else _bytescale(arr)
+    data = arr if arr.dtype == np.uint8 else bytescale(arr)
     return np.asarray(Image.fromarray(data).resize((size[1], size[0]), interp))
 
 

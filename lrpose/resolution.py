@@ -65,7 +65,7 @@ def degrade(img: np.ndarray, side: int, out_size: int, method: str = "opencv") -
     return resize_square(img, out_size)
 
 
-def _bytescale(img: np.ndarray) -> np.ndarray:
+def bytescale(img: np.ndarray) -> np.ndarray:
     """scipy's ``bytescale`` of a float image: its [min, max] stretched to [0, 255], rounded half up."""
     data = img.astype(np.float32)
     lo, hi = float(data.min()), float(data.max())
@@ -80,5 +80,5 @@ def _degrade_official(img: np.ndarray, side: int, out_size: int) -> np.ndarray:
         return np.asarray(Image.fromarray(a).resize((n, n), Image.Resampling.BICUBIC))
 
     if side < img.shape[0]:
-        img = resize(_bytescale(img), side)  # the official code resizes float pixels: bytescale first
+        img = resize(bytescale(img), side)  # the official code resizes float pixels: bytescale first
     return img.copy() if img.shape[0] == out_size else resize(img, out_size)
