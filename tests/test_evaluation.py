@@ -147,3 +147,21 @@ def test_cli_eval_protocol_options(crops, tiny, tmp_path, capsys):
     assert by["official", "h36m"][32]["pa_mpjpe"] == pytest.approx(by["official", "hips"][32]["pa_mpjpe"], rel=1e-6)
     assert main([*base, "--degrade", "area"]) == 1
     assert "--degrade must be official | opencv, not 'area'" in capsys.readouterr().err
+
+
+def test_cli_eval_warns_once_when_gendered_ground_truth_is_unavailable(tiny, tmp_path, capsys):
+    import cv2
+
+    from lrpose.cli import main
+
+    (tmp_path / "img").mkdir()
+    cv2.imwrite(str(tmp_path / "img" / "a.png"), np.full((240, 240, 3), 120, np.uint8))
+    n = 2
+    np.savez(tmp_path / "3dpw.npz", imgname=np.array(["a.png"] * n), center=np.full((n, 2), 120.0), scale=np.full(n, 1.12),
+             part=np.zeros((n, 24, 3)), pose=np.zeros((n, 72)), shape=np.zeros((n, 10)), gender=np.array(["m", "f"]))  # fmt: skip
+    out = tmp_path / "e.json"
+    args = ["eval", "--data", str(tmp_path / "3dpw.npz"), "--img-root", str(tmp_path / "img"), "--weights", str(tiny)]
+    assert main([*args, "--resolutions", "32", "--json", str(out)]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("warning: the data gives gender but the body is the stand-in")
+    assert json.loads(out.read_text())[0]["ground_truth_body"] == "neutral"
