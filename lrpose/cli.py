@@ -38,6 +38,14 @@ app.add_typer(train_app, name="train")
 
 SmplOpt = Annotated[Path | None, typer.Option("--smpl", help="SMPL file or folder (else $LRPOSE_SMPL_DIR, ./weights/smpl, stand-in).")]
 GenderOpt = Annotated[str | None, typer.Option("--gender", help="neutral | male | female (real SMPL only).")]
+BoxScaleOpt = Annotated[
+    float,
+    typer.Option(
+        "--box-scale",
+        help="Crop side / the person box's longer side (1.2 pads tight boxes like SPIN; 1.0 uses boxes as they are, "
+        "like the official demos with a bbox file).",
+    ),
+]
 StandinOpt = Annotated[bool | None, typer.Option("--standin/--no-standin", help="Force the shipped stand-in body.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file (flags override it).")]
 RefineOpt = Annotated[bool, typer.Option("--refine/--no-refine", help="Fit the bodies to the detector's keypoints when it gives them.")]
@@ -207,6 +215,7 @@ def video(
     min_track: Annotated[int, typer.Option("--min-track", help="Drop tracks with fewer detected frames.")] = 8,
     max_gap: Annotated[int, typer.Option("--max-gap", help="Bridge up to this many frames without a detection.")] = 10,
     batch_frames: Annotated[int, typer.Option("--batch-frames", help="Frames per RSC-Net batch.")] = 4,
+    box_scale: BoxScaleOpt = 1.2,
     weights: Annotated[Path | None, typer.Option("--weights", help="RSC-Net checkpoint (lrpose, official RSC-Net.pt or SPIN).")] = None,
     temporal_weights: Annotated[Path | None, typer.Option("--temporal-weights", help="Temporal module checkpoint.")] = None,
     no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Per-frame results (no GRU smoothing).")] = False,
@@ -234,7 +243,7 @@ def video(
     from lrpose.results import RunInfo
     from lrpose.video import VideoOptions, expand_sources, process_video
 
-    pipe_cfg = PipelineConfig(det_stride=det_stride, max_gap=max_gap, batch_frames=batch_frames)
+    pipe_cfg = PipelineConfig(det_stride=det_stride, max_gap=max_gap, batch_frames=batch_frames, box_scale=box_scale)
     options = VideoOptions(
         min_track=min_track, save_verts=save_verts, overlay=not no_overlay, render_backend=render, texture_stride=texture_stride
     )
@@ -303,6 +312,7 @@ def image(
         str | None,
         typer.Option("--detector", help="Find the person (the largest) and keypoints with a detector: auto | yolo | hog."),
     ] = None,
+    box_scale: BoxScaleOpt = 1.2,
     refine: RefineOpt = True,
     refine_iters: RefineItersOpt = 10,
     refine_min_height: RefineMinHeightOpt = REFINE_MIN_HEIGHT,
@@ -316,9 +326,10 @@ def image(
     from lrpose.errors import InputError
     from lrpose.image import process_image
     from lrpose.io import read_image
-    from lrpose.pipeline import Pipeline
+    from lrpose.pipeline import Pipeline, PipelineConfig
     from lrpose.results import RunInfo
 
+    pipe_cfg = PipelineConfig(box_scale=box_scale)  # bad options fail before any file is read
     picture = read_image(path)
     person_box = parse_box(box, picture.shape[1], picture.shape[0])  # bad input fails before any network loads
     keypoints, det_line = None, "none"
@@ -332,7 +343,7 @@ def image(
     body = load_body_for(config, smpl, gender, standin)
     model, info, texture_net, texture_id = _networks(body, weights, texture, texture_weights)
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, texture=texture_id)
-    pipeline = Pipeline(model, body, refiner=_refiner(body, refine, refine_iters, refine_min_height))
+    pipeline = Pipeline(model, body, config=pipe_cfg, refiner=_refiner(body, refine, refine_iters, refine_min_height))
     result = process_image(picture, out / path.stem, pipeline, run_info, person_box, save_verts, texture_net, keypoints)
     est = result.estimate
     if est.below_minimum:

@@ -34,6 +34,21 @@ def evaluate(
     ] = None,
     resolutions: Annotated[str, typer.Option("--resolutions", help="Person crop sides in px.")] = ",".join(map(str, EVAL_SIZES)),
     img_root: Annotated[Path | None, typer.Option("--img-root", help="Image folder of SPIN-format data.")] = None,
+    degrade: Annotated[
+        str,
+        typer.Option(
+            "--degrade",
+            help="pose: low-resolution views: official (Pillow bicubic down and up, as the official RSC-Net eval) "
+            "or opencv (area down, OpenCV bicubic up, as lrpose trains).",
+        ),
+    ] = "official",
+    pelvis: Annotated[
+        str,
+        typer.Option(
+            "--pelvis",
+            help="pose: MPJPE root: h36m (H36M joint 0, the official SPIN/RSC-Net eval) or hips (midpoint of the hips).",
+        ),
+    ] = "h36m",
     limit: Annotated[int | None, typer.Option("--limit", help="Evaluate the first N samples only.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the table as JSON.")] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the table as CSV.")] = None,
@@ -45,8 +60,12 @@ def evaluate(
     from lrpose import assets
     from lrpose.config import check_choice
     from lrpose.files import save_csv, save_json
+    from lrpose.metrics import PELVIS_MODES
+    from lrpose.resolution import DEGRADE_METHODS
 
     check_choice("task", task, ("pose", "temporal", "texture"))
+    check_choice("degrade", degrade, DEGRADE_METHODS)
+    check_choice("pelvis", pelvis, PELVIS_MODES)
     body = load_body_for(config, smpl, None, standin)
     if task == "texture":
         records = _eval_texture(data, [*weights] if weights else [assets.resolve("texture")], body, low_res, limit, reid_weights)
@@ -55,23 +74,36 @@ def evaluate(
             data, assets.resolve("rscnet", weights[0] if weights else None), assets.resolve("temporal", temporal_weights), body
         )
     else:
-        records = _eval_pose(data, img_root, [*weights] if weights else [assets.resolve("rscnet")], body, resolutions, limit)
+        paths = [*weights] if weights else [assets.resolve("rscnet")]
+        smpl_place = body_config(config, smpl, None, standin).smpl
+        records = _eval_pose(data, img_root, paths, body, smpl_place, resolutions, limit, degrade, pelvis)
     if json_out:
         save_json(json_out, records)
     if csv_out and task == "pose":
         save_csv(csv_out, records)
 
 
-def _eval_pose(data: Path, img_root: Path | None, paths: list[Path], body, resolutions: str, limit: int | None) -> list[dict]:
+def _eval_pose(
+    data: Path, img_root: Path | None, paths: list[Path], body, smpl: Path | None, resolutions: str, limit: int | None, degrade: str,
+    pelvis: str,
+) -> list[dict]:  # fmt: skip
     from lrpose.training.data import open_dataset
-    from lrpose.training.evaluation import evaluate_checkpoints, parse_resolutions
+    from lrpose.training.evaluation import data_has_gender, evaluate_checkpoints, gendered_bodies, parse_resolutions
 
     sides = parse_resolutions(resolutions)
-    rows = evaluate_checkpoints(paths, body, open_dataset(data, img_root), sides, limit)
+    dataset = open_dataset(data, img_root)
+    gendered = None
+    if data_has_gender(dataset):
+        gendered, why = gendered_bodies(body, smpl)
+        if gendered is None:
+            note(f"warning: the data gives gender but {why}: ground truth posed with the {body.name} body (not the official protocol)")
+    rows = evaluate_checkpoints(paths, body, dataset, sides, limit, pelvis, degrade, gendered)
     for row in rows:
         if not row.trained:
             note(f"note: {row.path} is marked untrained")
-    table = Table(title=f"MPJPE / PA-MPJPE (mm) on {data} ({rows[0].results[0].samples} samples)")
+    gt_body = "gendered" if gendered else body.name
+    title = f"MPJPE / PA-MPJPE (mm) on {data} ({rows[0].results[0].samples} samples; pelvis {pelvis}, degrade {degrade}, GT {gt_body})"
+    table = Table(title=title)
     table.add_column("checkpoint", overflow="fold")
     for r in sides:
         table.add_column(f"{r} px", justify="right")

@@ -1,11 +1,14 @@
 """Person box -> square, network-ready crop, and the affine back to image pixels.
 
 Conventions: pixel centres sit at integer coordinates (OpenCV). A box ``[x1, y1, x2, y2]`` becomes a
-square of side ``scale * max(w, h)`` around its centre (``scale`` 1.2 pads the box like SPIN's
-``scale * 200 * 1.2`` bounding-box convention, leaving room for limbs outside tight boxes). The
-square is cut at the source resolution, zero-padded where it leaves the image (never shifted,
-so the person stays centred), then resized to the network size S: bicubic when enlarging, area
-averaging when shrinking (no aliasing). Pixels are ImageNet-normalised.
+square of side ``scale * max(w, h)`` around its centre (``--box-scale``, default ``BOX_SCALE`` = 1.2,
+pads the box like SPIN's ``scale * 200 * 1.2`` bounding-box convention for keypoint-derived boxes,
+leaving room for limbs outside tight boxes; 1.0 uses the box as it is, like the official demos do
+with a bbox file). The corners are rounded to whole pixels (``square_from_box``). The square is cut
+at the source resolution, zero-padded where it leaves the image (never shifted, so the person stays
+centred), then resized to the network size S: bicubic when enlarging, area averaging when shrinking
+(no aliasing). Pixels are ImageNet-normalised. What differs from the official demos is listed in
+the README ("Differences from the official demos").
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from lrpose.errors import InputError
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 BOX_SCALE = 1.2
+"""Default ``--box-scale``: the square's side is this times the box's longer side."""
+MIN_BOX_SCALE, MAX_BOX_SCALE = 0.5, 4.0
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,21 @@ def parse_box(text: str | None, width: int, height: int) -> np.ndarray | None:
     return validate_box(np.array(vals), width, height)
 
 
+def check_box_scale(scale: float) -> float:
+    """``--box-scale`` checked (InputError outside [0.5, 4])."""
+    if not (MIN_BOX_SCALE <= scale <= MAX_BOX_SCALE):
+        raise InputError(f"--box-scale must be between {MIN_BOX_SCALE} and {MAX_BOX_SCALE}, got {scale}")
+    return float(scale)
+
+
 def square_from_box(box_xyxy: np.ndarray, scale: float = BOX_SCALE) -> SquareCrop:
-    """Square around the box centre with side ``scale * max(w, h)`` (at least 1 px)."""
+    """Square around the box centre with side ``scale * max(w, h)`` (at least 1 px).
+
+    Corner convention (pixel centres at integer coordinates, ``x2``/``y2`` the box's far edges):
+    ``side = max(1, round(scale * max(x2 - x1, y2 - y1)))``, centre ``cx = (x1 + x2) / 2``, and the
+    first column ``x0 = round(cx - side / 2)`` (likewise ``y0``), Python's ``round`` (halves to even).
+    The crop holds columns ``x0 .. x0 + side - 1``. SPIN's ``crop`` truncates the corners toward zero
+    instead (``astype(int)``), at most one pixel away; see the README's differences table."""
     x1, y1, x2, y2 = (float(v) for v in box_xyxy)
     if not (np.isfinite([x1, y1, x2, y2]).all() and x2 > x1 and y2 > y1):
         raise ValueError(f"invalid box {list(box_xyxy)}: need x2 > x1 and y2 > y1")

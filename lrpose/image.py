@@ -45,7 +45,7 @@ def process_image(
     keypoints: np.ndarray | None = None,
 ) -> ImageResult:
     """Estimate the person in ``box_xyxy`` of ``picture`` ((H, W, 3) uint8 RGB; box ``[x1, y1, x2, y2]``
-    pixels, padded 1.2x; None: the whole image is a person-centred crop) and write ``<stem>.npz`` etc.
+    pixels, padded ``pipeline.config.box_scale``; None: the whole image is a person-centred crop) and write ``<stem>.npz`` etc.
     ``keypoints`` (17, 3) detector COCO keypoints of that person: the body is fitted to them when
     the pipeline has a refiner."""
     h, w = picture.shape[:2]

@@ -1,7 +1,10 @@
 """Evaluation metrics as in SPIN / VIBE: functions, and accumulators that use the same functions.
 
-Inputs are in metres, outputs in millimetres. Joints are the 14 LSP joints; callers align
-them at the pelvis (midpoint of the hips) before MPJPE, as SPIN's evaluation does.
+Inputs are in metres, outputs in millimetres. Joints are the 14 LSP joints; callers subtract a
+root joint before MPJPE (``PELVIS_MODES``): ``"h36m"``, the H36M-17 regressor's joint 0 (what the
+official SPIN and RSC-Net ``eval.py`` subtract from prediction and ground truth; the default of
+``lrpose eval``), or ``"hips"``, the midpoint of the two LSP hips (``hip_align``; what SPIN's
+training losses and VIBE's evaluation use). PA-MPJPE does not depend on the root.
 """
 
 from __future__ import annotations
@@ -11,11 +14,23 @@ import torch
 from lrpose.geometry import similarity_procrustes
 
 LSP_HIPS = (2, 3)  # right hip, left hip in LSP order
+PELVIS_MODES = ("h36m", "hips")
+"""Root joint subtracted before MPJPE: H36M joint 0 (official evaluation) or the LSP hips' midpoint."""
 
 
-def pelvis_align(joints: torch.Tensor) -> torch.Tensor:
-    """(B, 14, 3) LSP joints minus the midpoint of the hips."""
-    return joints - joints[:, list(LSP_HIPS)].mean(1, keepdim=True)
+def hip_midpoint(joints: torch.Tensor) -> torch.Tensor:
+    """(B, 3) midpoint of the two hips of (B, 14, 3) LSP joints."""
+    return joints[:, list(LSP_HIPS)].mean(1)
+
+
+def align_at(joints: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
+    """(B, J, 3) joints minus a (B, 3) root joint."""
+    return joints - root[:, None]
+
+
+def hip_align(joints: torch.Tensor) -> torch.Tensor:
+    """(B, 14, 3) LSP joints minus the midpoint of the hips (the ``"hips"`` pelvis; VIBE's evaluation)."""
+    return align_at(joints, hip_midpoint(joints))
 
 
 def mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

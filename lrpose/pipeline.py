@@ -22,7 +22,7 @@ import torch
 
 from lrpose.body import BodyModel
 from lrpose.config import check_minimums
-from lrpose.crops import BOX_SCALE, SquareCrop, apply_affine, crop_person, validate_box
+from lrpose.crops import BOX_SCALE, SquareCrop, apply_affine, check_box_scale, crop_person, validate_box
 from lrpose.detect import Detector
 from lrpose.errors import InputError
 from lrpose.facing import keypoint_facing
@@ -45,9 +45,12 @@ class PipelineConfig:
     """Frames a person may go undetected before the track ends (bridged by the tracker)."""
     batch_frames: int = 4
     """Frames whose crops go through RSC-Net in one batch."""
+    box_scale: float = BOX_SCALE
+    """Side of the square crop / the person box's longer side (``--box-scale``; 1.0: the box as it is)."""
 
     def __post_init__(self) -> None:
         check_minimums(self, det_stride=1, max_gap=0, batch_frames=1)
+        check_box_scale(self.box_scale)
         if self.det_stride > 1 and self.max_gap < self.det_stride:
             raise InputError(
                 f"--max-gap ({self.max_gap}) must be at least --det-stride ({self.det_stride}): one missed detection would end a track"
@@ -197,13 +200,13 @@ class Pipeline:
 
     def estimate_image(self, image: np.ndarray, box_xyxy: np.ndarray | None = None, keypoints: np.ndarray | None = None) -> PoseEstimate:
         """One person in an (H, W, 3) uint8 RGB image, as track 0 of frame 0: the person in
-        ``box_xyxy`` (``[x1, y1, x2, y2]`` pixels, padded 1.2x), or the whole image as a person-centred
+        ``box_xyxy`` (``[x1, y1, x2, y2]`` pixels, padded ``config.box_scale``), or the whole image as a person-centred
         crop; ``keypoints`` (17, 3) COCO-17 of that person, if known (fitted when there is a refiner)."""
         h, w = image.shape[:2]
         if box_xyxy is None:
             box, scale = np.array([0.0, 0.0, w, h]), 1.0
         else:
-            box, scale = validate_box(box_xyxy, w, h), BOX_SCALE
+            box, scale = validate_box(box_xyxy, w, h), self.config.box_scale
         pending = [(Frame(0, image, 0.0), [TrackedBox(0, 0, box, 1.0, True, keypoints)], True)]
         saved, self._anchors, self._facing = (self._anchors, self._facing), {}, {}  # an image has no past
         try:
@@ -212,10 +215,12 @@ class Pipeline:
             self._anchors, self._facing = saved
 
     @torch.no_grad()
-    def estimate(self, pending: list[Pending], states: dict[int, torch.Tensor], scale: float = BOX_SCALE) -> Iterator[FrameResult]:
+    def estimate(self, pending: list[Pending], states: dict[int, torch.Tensor], scale: float | None = None) -> Iterator[FrameResult]:
         """The estimation step: crop + range -> RSC-Net -> temporal module (``states``: GRU state per
-        track, updated) -> body, for ``pending`` (frame, tracked boxes, detector ran) tuples."""
+        track, updated) -> body, for ``pending`` (frame, tracked boxes, detector ran) tuples; boxes
+        padded ``scale`` (None: ``config.box_scale``)."""
         timer, size = self.timer, self.model.config.input_size
+        scale = self.config.box_scale if scale is None else scale
         with timer("crop"):
             crops = [crop_person(frame.image, _safe_box(b.box_xyxy), size, scale) for frame, boxes, _ in pending for b in boxes]
             pixels, squares = [c[0] for c in crops], [c[1] for c in crops]

@@ -4,7 +4,7 @@ OBJ meshes and the typed run summary (``summary.json``). All writes are atomic (
 One box convention: a box is ``[x1, y1, x2, y2]`` in full-image pixels (x2, y2 exclusive).
 Per person and frame a file holds ``boxes_xyxy`` (the person box: detector, tracker or ``--box``;
 the whole image for ``lrpose image`` without ``--box``), ``crop_xyxy`` (the square fed to the
-network, ``boxes_xyxy`` padded 1.2x) and, for VIBE compatibility, ``bboxes`` = the person box as
+network, ``boxes_xyxy`` padded ``--box-scale``, default 1.2x) and, for VIBE compatibility, ``bboxes`` = the person box as
 ``[cx, cy, w, h]``. An image file holds exactly the keys of one frame of a track file (no time axis,
 no ``frame_ids`` / ``time_s``), plus the run's metadata.
 """

@@ -67,7 +67,7 @@ class PoseEstimate:
     observed: bool
     """False on frames the tracker bridged (person not detected, box predicted)."""
     crop: SquareCrop
-    """The square fed to the network (``box_xyxy`` padded 1.2x, or the whole image for ``lrpose image``)."""
+    """The square fed to the network (``box_xyxy`` padded ``--box-scale``, default 1.2x, or the whole image for ``lrpose image``)."""
     range_index: int
     """Resolution range used (0..4)."""
     pose: np.ndarray

@@ -74,7 +74,7 @@ def test_official_rscnet_layout_loads_strictly(tmp_path, official_model, wrapped
 
 def test_spin_layout_loads_with_unit_alphas(tmp_path, official_model):
     torch.manual_seed(4)
-    plain = RSCNet(RSCNetConfig(depth=50, input_size=224), mean_params())
+    plain = RSCNet(RSCNetConfig(depth=50, input_size=224, head="spin"), mean_params())  # SPIN's head: no ReLU
     randomise_bn(plain)
     spin = {}
     for k, v in official_state_dict(plain).items():
@@ -85,7 +85,7 @@ def test_spin_layout_loads_with_unit_alphas(tmp_path, official_model):
     path = tmp_path / "model_checkpoint.pt"
     torch.save({"model": spin, "optimizer": {"state": {}, "param_groups": []}}, path)
     loaded, info = load_rscnet(path)
-    assert info.source == "spin"
+    assert info.source == "spin" and loaded.config.head == "spin"
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         for p in (0, 3):  # every range is the plain network
@@ -151,3 +151,20 @@ def test_export_tool_makes_a_float16_checkpoint_that_loads(tiny, tmp_path):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert (a(x, 2).pose6d - b(x, 2).pose6d).abs().max() < 0.02
+
+
+def test_own_checkpoint_records_its_head_and_old_files_are_rscnet(tmp_path):
+    net = RSCNet(RSCNetConfig(depth=18, input_size=64, head="spin"), mean_params())
+    save(tmp_path / "spin_head.pt", net, body_id="smpl")
+    loaded, _ = load_rscnet(tmp_path / "spin_head.pt")
+    assert loaded.config.head == "spin" and isinstance(loaded.regressor.relu, torch.nn.Identity)
+    assert_same_outputs(net, loaded, 64, ranges=(1,))
+    raw = torch.load(tmp_path / "spin_head.pt", weights_only=True)
+    del raw["config"]["head"]  # a file written before the field existed
+    torch.save(raw, tmp_path / "old.pt")
+    old, _ = load_rscnet(tmp_path / "old.pt")
+    assert old.config.head == "rscnet" and isinstance(old.regressor.relu, torch.nn.ReLU)
+    raw["config"]["head"] = "hmr2"
+    torch.save(raw, tmp_path / "bad.pt")
+    with pytest.raises(AssetFormatError, match="bad model config.*head must be one of rscnet, spin"):
+        load_rscnet(tmp_path / "bad.pt")

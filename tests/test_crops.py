@@ -69,3 +69,23 @@ def test_upscaled_crop_maps_pixel_centres():
     np.testing.assert_allclose(apply_affine(aff, np.array([[0.0, 0.0], [99.0, 99.0]])), [[-0.45, -0.45], [9.45, 9.45]])
     pixels, _ = crop_person(img, np.array([0.0, 0.0, 10.0, 10.0]), 100, scale=1.0)
     assert pixels.shape == (3, 100, 100)
+
+
+def test_square_corner_convention_rounds_and_box_scale_sets_the_side():
+    from lrpose.crops import square_from_box
+
+    sq = square_from_box(np.array([10.0, 20.0, 40.0, 80.0]), 1.0)  # 30 x 60 box, centre (25, 50)
+    assert (sq.x0, sq.y0, sq.side) == (-5, 20, 60)
+    sq = square_from_box(np.array([10.0, 20.0, 40.0, 80.0]), 1.2)
+    assert (sq.x0, sq.y0, sq.side) == (-11, 14, 72)
+    sq = square_from_box(np.array([32.6, 32.6, 128.6, 128.6]), 1.0)  # SPIN would truncate 32.6 to 32
+    assert (sq.x0, sq.y0, sq.side) == (33, 33, 96)
+
+
+def test_pipeline_box_scale_is_checked():
+    from lrpose.errors import InputError
+    from lrpose.pipeline import PipelineConfig
+
+    assert PipelineConfig().box_scale == 1.2 and PipelineConfig(box_scale=1.0).box_scale == 1.0
+    with pytest.raises(InputError, match="--box-scale must be between 0.5 and 4.0"):
+        PipelineConfig(box_scale=0.2)

@@ -58,6 +58,10 @@ def test_box_weights_and_geometric_consistency(tmp_path, tiny_checkpoint, capsys
     f = float(z["focal_px"])
     proj = f * j[0, :, :2] / j[0, :, 2:] + torch.tensor([320 / 2 - 0.5, 240 / 2 - 0.5])
     assert np.abs(proj.numpy() - z["joints2d"]).max() < 0.05 * 156
+    assert main([*args, "--weights", str(tiny_checkpoint), "--box-scale", "1.0", "--out", str(tmp_path / "o1")]) == 0
+    z1 = np.load(tmp_path / "o1" / "scene.npz")
+    assert int(z1["native_size"]) == 130 and int(z1["range_index"]) == 1  # the box as it is
+    assert z1["crop_xyxy"].tolist() == [100.0, 60.0, 230.0, 190.0]  # centre (165, 125), corners rounded
 
 
 def test_missing_image_is_one_line_exit_1(tmp_path, capsys):
@@ -73,6 +77,7 @@ def test_missing_image_is_one_line_exit_1(tmp_path, capsys):
         (["--box", "1,2,3"], "--box must be x1,y1,x2,y2"),
         (["--box", "500,500,600,600"], "lies outside"),
         (["--weights", "/nonexistent/ck.pt"], "RSC-Net checkpoint"),
+        (["--box-scale", "9"], "--box-scale must be between 0.5 and 4.0, got 9.0"),
     ],
 )
 def test_bad_options_exit_1(tmp_path, capsys, extra, message):

@@ -9,7 +9,10 @@ Our format (``torch.save`` of a plain dict, written atomically)::
      "meta": {...}, "train_state": {...}}         # train_state (step, optimizer, RNG, ...) only in run checkpoints
 
 RSC-Net files may also be the official release or SPIN's (detected by their keys, renamed by
-``lrpose.models.official``; SPIN gets alpha = 1). Keys must match exactly: a missing or unexpected
+``lrpose.models.official``; SPIN gets alpha = 1). The regressor head variant travels in the config
+(``RSCNetConfig.head``): our files record the one they were trained with (files written before the
+field existed are "rscnet"); an official RSC-Net file runs the "rscnet" head (ReLU after fc1/fc2),
+a SPIN file SPIN's head without ReLU (``official.head_for``). Keys must match exactly: a missing or unexpected
 key is an error that lists them (only BatchNorm's ``num_batches_tracked`` may be absent). Every
 file is read with ``torch.load(weights_only=True)``: a checkpoint carrying pickled code is refused.
 
@@ -30,6 +33,7 @@ import torch
 from lrpose import assets
 from lrpose.errors import AssetFormatError, InputError
 from lrpose.files import atomic_torch_save
+from lrpose.models import official
 from lrpose.models.official import from_official_key, spin_to_official_key
 from lrpose.models.regressor import MeanParams, load_mean_params
 from lrpose.models.rscnet import RSCNet, RSCNetConfig
@@ -124,7 +128,7 @@ def _read_ours(path: Path, module_cls: type) -> tuple[torch.nn.Module, dict]:
     config_cls = {RSCNet: RSCNetConfig, TemporalModule: TemporalConfig, TexGlo: TexGloConfig}[module_cls]
     try:
         config = config_cls(**obj["config"])
-    except (TypeError, KeyError) as e:
+    except (TypeError, KeyError, ValueError) as e:
         raise AssetFormatError(f"{path}: bad model config in checkpoint: {e}") from None
     sd = obj["state_dict"]
     if module_cls is TexGlo:
@@ -182,7 +186,9 @@ def load_train_state(path: Path) -> dict[str, Any]:
 
 
 def load_rscnet(path: Path) -> tuple[RSCNet, NetInfo]:
-    """Load ours, an official RSC-Net or a SPIN checkpoint (detected by its keys) into an RSCNet in eval mode."""
+    """Load ours, an official RSC-Net or a SPIN checkpoint (detected by its keys) into an RSCNet in eval mode.
+
+    The head variant: ours from the file's config, official RSC-Net "rscnet", SPIN "spin" (no ReLU)."""
     path = Path(path)
     obj = read_weights_only(path)
     if isinstance(obj, dict) and obj.get("format") == FORMATS[RSCNet]:
@@ -191,15 +197,15 @@ def load_rscnet(path: Path) -> tuple[RSCNet, NetInfo]:
     sd = obj.get("model", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise AssetFormatError(f"{path}: not an lrpose, RSC-Net or SPIN checkpoint (no state dict of tensors found)")
-    config = RSCNetConfig(depth=50, input_size=224)
-    if any(".hmr_layer." in k for k in sd):
-        source, ours, allowed = "official-rscnet", {from_official_key(k): v for k, v in sd.items()}, set()
-    elif "layer1.0.conv1.weight" in sd:
-        source = "spin"
+    source = official.detect_layout(sd)
+    if source is None:
+        raise AssetFormatError(f"{path}: state dict has neither RSC-Net (layer1.hmr_layer.*) nor SPIN (layer1.0.*) backbone keys")
+    config = RSCNetConfig(depth=50, input_size=224, head=official.head_for(source))
+    if source == "official-rscnet":
+        ours, allowed = {from_official_key(k): v for k, v in sd.items()}, set()
+    else:
         ours = {from_official_key(spin_to_official_key(k)): v for k, v in sd.items()}
         allowed = {k for k in RSCNet(config, _mean_from_state(sd, "spin")).state_dict() if ".alphas." in k or k.startswith("projection.")}
-    else:
-        raise AssetFormatError(f"{path}: state dict has neither RSC-Net (layer1.hmr_layer.*) nor SPIN (layer1.0.*) backbone keys")
     model = RSCNet(config, _mean_from_state(sd, source))
     _load_strict(model, ours, path, allowed)
     return model.eval(), NetInfo(_ident(path), "rscnet", source, True, "smpl")

@@ -1,8 +1,10 @@
 """HMR/SPIN iterative SMPL regressor: 3 iterations of [phi, pose 24x6, shape 10, cam 3] ->
-fc 1024 -> dropout -> fc 1024 -> dropout -> residual updates, starting from mean parameters.
+fc 1024 -> (ReLU) -> dropout -> fc 1024 -> (ReLU) -> dropout -> residual updates, starting from mean parameters.
 
-Parameter names match SPIN / the official RSC-Net (``fc1``, ``decpose``, ``init_pose``, ...).
-Pose is rot6d in SPIN's layout (see ``lrpose.geometry``).
+Two head variants share the same parameters (``HEADS``): ``"rscnet"`` (the official RSC-Net
+``models/hmr.py``: a ReLU after ``fc1`` and after ``fc2``) and ``"spin"`` (SPIN's ``models/hmr.py``:
+no ReLU, the fc layers are purely linear). Parameter names match SPIN / the official RSC-Net
+(``fc1``, ``decpose``, ``init_pose``, ...). Pose is rot6d in SPIN's layout (see ``lrpose.geometry``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from torch import nn
 from lrpose.errors import AssetFormatError
 
 NPOSE = 24 * 6
+HEADS = ("rscnet", "spin")
+"""Head variants: with a ReLU after fc1/fc2 (RSC-Net) or without (SPIN)."""
 
 
 @dataclass(frozen=True)
@@ -46,16 +50,22 @@ def load_mean_params(path: Path) -> MeanParams:
 
 
 class IterativeRegressor(nn.Module):
-    """(B, D) pooled features -> rot6d pose (B, 144), betas (B, 10), crop camera (B, 3)."""
+    """(B, D) pooled features -> rot6d pose (B, 144), betas (B, 10), crop camera (B, 3).
 
-    def __init__(self, feat_dim: int, mean: MeanParams, n_iter: int = 3) -> None:
+    ``head`` is one of ``HEADS``: "rscnet" applies a ReLU after fc1 and fc2, "spin" does not.
+    """
+
+    def __init__(self, feat_dim: int, mean: MeanParams, n_iter: int = 3, head: str = "rscnet") -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got '{head}'")
         self.n_iter = n_iter
+        self.head = head
         self.fc1 = nn.Linear(feat_dim + NPOSE + 13, 1024)
         self.drop1 = nn.Dropout()
         self.fc2 = nn.Linear(1024, 1024)
         self.drop2 = nn.Dropout()
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = nn.ReLU(inplace=True) if head == "rscnet" else nn.Identity()
         self.decpose = nn.Linear(1024, NPOSE)
         self.decshape = nn.Linear(1024, 10)
         self.deccam = nn.Linear(1024, 3)

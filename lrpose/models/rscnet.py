@@ -9,7 +9,7 @@ from torch import nn
 
 from lrpose.geometry import rot6d_to_rotmat
 from lrpose.models.backbone import ResolutionAwareResNet
-from lrpose.models.regressor import IterativeRegressor, MeanParams
+from lrpose.models.regressor import HEADS, IterativeRegressor, MeanParams
 from lrpose.resolution import NUM_RANGES
 
 
@@ -27,6 +27,13 @@ class RSCNetConfig:
     """Output size of the projection head used by the contrastive loss."""
     resolution_aware: bool = True
     """False: the 'Ba' baseline, every range uses range 0's alphas, frozen at 1."""
+    head: str = "rscnet"
+    """Regressor head variant (``regressor.HEADS``): "rscnet" (ReLU after fc1/fc2, the paper's and
+    lrpose's training default) or "spin" (SPIN's HMR head, no ReLU). Files without it are "rscnet"."""
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got '{self.head}'")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,7 +71,7 @@ class RSCNet(nn.Module):
         self.backbone = ResolutionAwareResNet(config.depth)
         d = self.backbone.out_channels
         self.projection = nn.Sequential(nn.Linear(d, 1024), nn.ReLU(), nn.Linear(1024, config.embed_dim))
-        self.regressor = IterativeRegressor(d, mean, config.n_iter)
+        self.regressor = IterativeRegressor(d, mean, config.n_iter, config.head)
         if not config.resolution_aware:
             self.backbone.set_alphas_trainable(False)
 

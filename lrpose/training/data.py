@@ -43,6 +43,8 @@ class Sample:
     betas: np.ndarray  # (10,)
     has_smpl: float
     has_3d: float
+    gender: str = ""
+    """'m' or 'f' when the data gives it (3DPW), else ''."""
 
 
 class CropShards:
@@ -112,6 +114,8 @@ class SpinDataset(Dataset):
         self.root = Path(img_root)
         n = len(self.data["imgname"])
         self.has_smpl = self.data.get("has_smpl", np.full(n, 1.0 if "pose" in self.data else 0.0)).astype(np.float32)
+        self.genders: list[str] | None = [_gender_code(g) for g in self.data["gender"]] if "gender" in self.data else None
+        """Per-sample 'm' / 'f' / '' from the optional ``gender`` array, None without it."""
 
     def __len__(self) -> int:
         return len(self.data["imgname"])
@@ -133,7 +137,15 @@ class SpinDataset(Dataset):
         s3 = d["S"][i].astype(np.float32) if "S" in d else np.zeros((24, 4), np.float32)
         pose = d["pose"][i].astype(np.float32) if "pose" in d else np.zeros(72, np.float32)
         betas = d["shape"][i].astype(np.float32) if "shape" in d else np.zeros(10, np.float32)
-        return Sample(crop, part, s3, pose, betas, float(self.has_smpl[i]), float("S" in d))
+        gender = self.genders[i] if self.genders is not None else ""
+        return Sample(crop, part, s3, pose, betas, float(self.has_smpl[i]), float("S" in d), gender)
+
+
+def _gender_code(value: object) -> str:
+    """'m' / 'f' from a ``gender`` entry (str or bytes, any case); '' for anything else."""
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    text = text.strip().lower()
+    return {"m": "m", "male": "m", "f": "f", "female": "f"}.get(text, "")
 
 
 class MixedDataset(Dataset):
@@ -207,7 +219,7 @@ def augment(s: Sample, rng: np.random.Generator, cfg: AugmentConfig) -> Sample:
         pose[:3] = rotmat_to_axis_angle(torch.as_tensor(r3) @ root).numpy()
     img = img.astype(np.float32) * rng.uniform(1 - cfg.color, 1 + cfg.color, 3)
     img = img + rng.normal(0, rng.uniform(0, cfg.noise_std), img.shape)
-    return Sample(img.clip(0, 255).astype(np.uint8), part, s3, pose, s.betas, s.has_smpl, s.has_3d)
+    return Sample(img.clip(0, 255).astype(np.uint8), part, s3, pose, s.betas, s.has_smpl, s.has_3d, s.gender)
 
 
 def to_tensors(s: Sample, views: list[np.ndarray]) -> dict[str, torch.Tensor]:

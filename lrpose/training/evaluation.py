@@ -1,12 +1,17 @@
 """``lrpose eval``: MPJPE / PA-MPJPE / PVE of checkpoints at chosen person resolutions (Table 6 style),
 and the runs behind ``--task temporal`` (per-frame vs GRU, Table 3 style) and ``--task texture``.
 
-Protocol (SPIN/VIBE): 14 LSP joints from the body's H36M-17 regressor, aligned at the pelvis
-(midpoint of the hips); PA-MPJPE after a per-sample similarity Procrustes; PVE on the mesh
-vertices without translation. Ground truth comes from the SMPL parameters when a sample has
-them (regressed with the same body model), else from its 3D keypoints ``S``. Each resolution
-r degrades the 224 px crop exactly as training does (area down to r px, bicubic up to the
-network size) and uses the range that r selects.
+Protocol (the official SPIN / RSC-Net ``eval.py`` by default): 14 LSP joints from the body's
+H36M-17 regressor minus H36M joint 0 (``pelvis="h36m"``; ``"hips"`` subtracts the hips' midpoint
+instead); PA-MPJPE after a per-sample similarity Procrustes (independent of the pelvis); PVE on
+the mesh vertices without translation. Ground truth comes from the SMPL parameters when a sample
+has them, else from its 3D keypoints ``S`` (SPIN's 24: LSP 14 first, pelvis at 14; a sample
+without a pelvis keypoint is aligned at the hips, prediction and ground truth alike). SMPL ground
+truth is posed with the male / female body of each sample when the data gives gender ('m'/'f',
+3DPW) and ``gendered`` bodies are passed (``gendered_bodies``), else with the one body. Each
+resolution r degrades the 224 px crop with ``resolution.degrade`` (``degrade_method`` "official":
+Pillow bicubic down to r and back, as the official evaluation; "opencv": lrpose's training
+degradation) and uses the range that r selects.
 """
 
 from __future__ import annotations
@@ -19,11 +24,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lrpose.body import BodyModel
+from lrpose.body import H36M_TO_LSP14, BodyModel
 from lrpose.crops import normalize
-from lrpose.metrics import MeanMetric, mpjpe, pa_mpjpe, pelvis_align, pve
+from lrpose.metrics import PELVIS_MODES, MeanMetric, align_at, hip_midpoint, mpjpe, pa_mpjpe, pve
 from lrpose.models.rscnet import RSCNet
-from lrpose.resolution import degrade, select_range
+from lrpose.resolution import DEGRADE_METHODS, degrade, select_range
+
+GENDERS = {"m": "male", "f": "female"}
+"""Gender codes of SPIN-format data (3DPW's ``gender`` array) -> SMPL body gender."""
+S_PELVIS = 14
+"""Index of the pelvis (H36M joint 0 for H36M data) in SPIN's 24 keypoints ``S``."""
 
 
 @dataclass(frozen=True)
@@ -46,19 +56,27 @@ def evaluate(
     batch_size: int = 32,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    pelvis: str = "h36m",
+    degrade_method: str = "official",
+    gendered: dict[str, BodyModel] | None = None,
 ) -> list[EvalResult]:
-    """Evaluate ``model`` on ``data`` at each of ``resolutions`` (person crop side in px)."""
+    """Evaluate ``model`` on ``data`` at each of ``resolutions`` (person crop side in px).
+
+    ``pelvis`` one of ``PELVIS_MODES``, ``degrade_method`` one of ``DEGRADE_METHODS``, ``gendered``
+    ``{"m": male body, "f": female body}`` for the ground truth of samples with a gender."""
+    if pelvis not in PELVIS_MODES or degrade_method not in DEGRADE_METHODS:
+        raise ValueError(f"pelvis must be one of {PELVIS_MODES} and degrade_method one of {DEGRADE_METHODS}")
     model.eval()
     n = len(data) if limit is None else min(limit, len(data))
     metrics = {r: (MeanMetric(mpjpe), MeanMetric(pa_mpjpe), MeanMetric(pve)) for r in resolutions}
     for start in range(0, n, batch_size):
         samples = [data[i] for i in range(start, min(n, start + batch_size))]
-        gt_lsp, gt_verts, has_smpl = _ground_truth(body, samples)
+        gt_lsp, gt_verts, has_smpl, at_hips = _ground_truth(body, samples, pelvis, gendered)
         for r in resolutions:
-            x = torch.stack([normalize(degrade(s.image, r, model.config.input_size)) for s in samples])
+            x = torch.stack([normalize(degrade(s.image, r, model.config.input_size, degrade_method)) for s in samples])
             out = model(x, select_range(r))
             posed = body(out.rotmats[:, 1:], out.rotmats[:, 0], out.betas)
-            pred = pelvis_align(body.lsp_joints(posed.vertices))
+            pred = eval_joints(body, posed.vertices, at_hips)
             m_mpjpe, m_pa, m_pve = metrics[r]
             m_mpjpe.update(pred, gt_lsp)
             m_pa.update(pred, gt_lsp)
@@ -69,15 +87,59 @@ def evaluate(
     return [EvalResult(r, *(m.compute() for m in metrics[r]), n) for r in resolutions]
 
 
-def _ground_truth(body: BodyModel, samples: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def eval_joints(body: BodyModel, vertices: torch.Tensor, at_hips: torch.Tensor) -> torch.Tensor:
+    """(B, 14, 3) root-relative LSP joints (metres) of (B, V, 3) vertices: minus H36M joint 0, or
+    minus the hips' midpoint where the (B,) bool ``at_hips`` is set."""
+    h36m = body.h36m_joints(vertices)
+    lsp = h36m[:, list(H36M_TO_LSP14)]
+    return align_at(lsp, torch.where(at_hips[:, None], hip_midpoint(lsp), h36m[:, 0]))
+
+
+def _ground_truth(
+    body: BodyModel, samples: list, pelvis: str, gendered: dict[str, BodyModel] | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(root-relative GT LSP joints (B, 14, 3), GT vertices (B, V, 3), has_smpl (B,), at_hips (B,))."""
     has_smpl = torch.tensor([s.has_smpl > 0 for s in samples])
     pose = torch.from_numpy(np.stack([s.pose for s in samples])).float()
     betas = torch.from_numpy(np.stack([s.betas for s in samples])).float()
-    out = body.forward_axis_angle(pose, betas)
-    lsp = body.lsp_joints(out.vertices)
-    from_s = torch.from_numpy(np.stack([s.S[:14, :3] for s in samples])).float()
-    gt = torch.where(has_smpl[:, None, None], lsp, from_s)
-    return pelvis_align(gt), out.vertices, has_smpl
+    vertices = body.forward_axis_angle(pose, betas).vertices
+    for code, gendered_body in (gendered or {}).items():
+        pick = torch.tensor([s.gender == code for s in samples])
+        if bool(pick.any()):
+            vertices[pick] = gendered_body.forward_axis_angle(pose[pick], betas[pick]).vertices
+    s3 = torch.from_numpy(np.stack([s.S for s in samples])).float()
+    at_hips = torch.full((len(samples),), pelvis == "hips")
+    at_hips |= ~has_smpl & (s3[:, S_PELVIS, 3] <= 0)  # keypoint ground truth without a pelvis
+    from_smpl = eval_joints(body, vertices, at_hips)
+    from_s = align_at(s3[:, :14, :3], torch.where(at_hips[:, None], hip_midpoint(s3[:, :14, :3]), s3[:, S_PELVIS, :3]))
+    return torch.where(has_smpl[:, None, None], from_smpl, from_s), vertices, has_smpl, at_hips
+
+
+def gendered_bodies(body: BodyModel, smpl: Path | None) -> tuple[dict[str, BodyModel] | None, str]:
+    """``({"m": male, "f": female}, "")`` when both gendered SMPL files are found where the neutral
+    one is looked for (``smpl``: the user's SMPL file or folder, else ``$LRPOSE_SMPL_DIR``, else the
+    usual search), else ``(None, why)``."""
+    import os
+
+    from lrpose import assets
+
+    if body.name != "smpl":
+        return None, "the body is the stand-in; gendered ground truth needs the real SMPL male and female files"
+    named = smpl if smpl is not None else os.environ.get("LRPOSE_SMPL_DIR")
+    place = Path(named).expanduser() if named else None
+    if place is not None and place.is_file():
+        place = place.parent  # --smpl names the neutral file: its gendered siblings sit beside it
+    found = {g: assets.locate(f"smpl_{g}", place).path for g in GENDERS.values()}
+    missing = [assets.SPECS[f"smpl_{g}"].filenames[0] for g, p in found.items() if p is None]
+    if missing:
+        return None, f"{' and '.join(missing)} (or the basicmodel_m/f names) not found beside the SMPL model"
+    return {code: BodyModel.from_smpl_file(found[g], g) for code, g in GENDERS.items()}, ""
+
+
+def data_has_gender(data: Dataset) -> bool:
+    """Whether the dataset gives a male/female gender per sample (SPIN-format ``gender`` array)."""
+    genders = getattr(data, "genders", None)
+    return genders is not None and any(g in GENDERS for g in genders)
 
 
 def parse_resolutions(text: str) -> list[int]:
@@ -100,22 +162,33 @@ class CheckpointEval:
     path: Path
     trained: bool
     results: list[EvalResult]
+    protocol: dict[str, str]
+    """``pelvis``, ``degrade`` and ``ground_truth_body`` ('gendered' or 'neutral') the numbers were made with."""
 
     def records(self) -> list[dict]:
         """One flat row per resolution (JSON/CSV)."""
-        return [{"checkpoint": str(self.path), **asdict(r)} for r in self.results]
+        return [{"checkpoint": str(self.path), **asdict(r), **self.protocol} for r in self.results]
 
 
 def evaluate_checkpoints(
-    paths: list[Path], body: BodyModel, data: Dataset, resolutions: list[int], limit: int | None = None
+    paths: list[Path],
+    body: BodyModel,
+    data: Dataset,
+    resolutions: list[int],
+    limit: int | None = None,
+    pelvis: str = "h36m",
+    degrade_method: str = "official",
+    gendered: dict[str, BodyModel] | None = None,
 ) -> list[CheckpointEval]:
     """``evaluate`` each RSC-Net checkpoint (lrpose, official or SPIN) in ``paths``."""
     from lrpose.models.checkpoint import load_rscnet
 
+    protocol = {"pelvis": pelvis, "degrade": degrade_method, "ground_truth_body": "gendered" if gendered else "neutral"}
     rows = []
     for path in paths:
         model, info = load_rscnet(path)
-        rows.append(CheckpointEval(Path(path), info.trained, evaluate(model, body, data, resolutions, limit=limit)))
+        results = evaluate(model, body, data, resolutions, limit=limit, pelvis=pelvis, degrade_method=degrade_method, gendered=gendered)
+        rows.append(CheckpointEval(Path(path), info.trained, results, protocol))
     return rows
 
 

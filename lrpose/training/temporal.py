@@ -22,7 +22,7 @@ from lrpose.body import BodyModel
 from lrpose.config import check_minimums
 from lrpose.errors import InputError
 from lrpose.geometry import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
-from lrpose.metrics import MeanMetric, accel, accel_error, mpjpe, pa_mpjpe, pelvis_align
+from lrpose.metrics import MeanMetric, accel, accel_error, hip_align, mpjpe, pa_mpjpe
 from lrpose.models.checkpoint import load_rscnet, load_temporal, save
 from lrpose.models.rscnet import RSCNet
 from lrpose.models.temporal import TemporalConfig, TemporalModule, TemporalOutput
@@ -239,7 +239,7 @@ def _real_windows(motions: list[np.ndarray], rng: np.random.Generator, n: int, s
 
 @torch.no_grad()
 def evaluate_temporal(module: TemporalModule | None, rscnet: RSCNet, body: BodyModel, seqs: Sequences) -> dict[str, float]:
-    """MPJPE, PA-MPJPE (14 LSP joints, pelvis-aligned, mm) and accel / accel error (mm/frame^2, VIBE)
+    """MPJPE, PA-MPJPE (14 LSP joints aligned at the hips' midpoint as VIBE does, mm) and accel / accel error (mm/frame^2, VIBE)
     over whole sequences; ``module`` None evaluates the per-frame model (RSC-Net's regressor on phi)."""
     fns = {"mpjpe": mpjpe, "pa_mpjpe": pa_mpjpe, "accel": lambda p, g: accel(p), "accel_error": accel_error}
     metrics = {k: MeanMetric(f) for k, f in fns.items()}
@@ -254,9 +254,9 @@ def evaluate_temporal(module: TemporalModule | None, rscnet: RSCNet, body: BodyM
         else:
             out = module(feats[None])
             rot, betas = out.rotmats[0], out.betas[0]
-        pred = pelvis_align(body.lsp_joints(body(rot[:, 1:], rot[:, 0], betas).vertices))
+        pred = hip_align(body.lsp_joints(body(rot[:, 1:], rot[:, 0], betas).vertices))
         gt_out = body.forward_axis_angle(torch.from_numpy(seqs.pose[s : s + n]), torch.from_numpy(seqs.betas[s : s + n]))
-        gt = pelvis_align(body.lsp_joints(gt_out.vertices))
+        gt = hip_align(body.lsp_joints(gt_out.vertices))
         for m in metrics.values():
             m.update(pred, gt)
     return {**{k: m.compute() for k, m in metrics.items()}, "sequences": int(len(seqs.length)), "frames": int(seqs.length.sum())}
