@@ -6,7 +6,7 @@
 
 Each track is matched to the ground-truth person whose boxes overlap it most (mean IoU over the
 shared frames, at least 0.3). Metrics over the matched frames, SPIN/VIBE protocol: MPJPE and
-PA-MPJPE on 14 LSP joints (pelvis-aligned, mm), acceleration and acceleration error (mm/frame^2)
+PA-MPJPE on 14 LSP joints (hip-midpoint aligned, mm), acceleration and acceleration error (mm/frame^2)
 over runs of consecutive frames; people found = matched ground-truth people / people visible
 for at least 8 frames. 2D: mean distance of the body's COCO-17 keypoints (projected with the
 result's camera) and of the detector's keypoints (where confident) to the true ones, in units of
@@ -25,7 +25,7 @@ import torch
 from lrpose.body import load_body
 from lrpose.facing import body_faces_camera, keypoint_facing
 from lrpose.geometry import axis_angle_to_rotmat
-from lrpose.metrics import accel, accel_error, mpjpe, pa_mpjpe, pelvis_align
+from lrpose.metrics import accel, accel_error, mpjpe, pa_mpjpe, hip_align
 from lrpose.results import read_result
 
 J24_TO_COCO = [19, 20, 21, 22, 23, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0]
@@ -77,7 +77,7 @@ def score(gt_path: Path, folder: Path) -> dict[str, float]:
         truth = body.forward_axis_angle(
             torch.from_numpy(gt["pose"][f, best]).float(), torch.from_numpy(np.repeat(gt["betas"][best][None], len(f), 0)).float()
         )
-        p, g = pelvis_align(body.lsp_joints(pred.vertices)), pelvis_align(body.lsp_joints(truth.vertices))
+        p, g = hip_align(body.lsp_joints(pred.vertices)), hip_align(body.lsp_joints(truth.vertices))
         values["mpjpe"] += mpjpe(p, g).tolist()
         true2d = gt["part"][f, best][:, J24_TO_COCO]
         height = (gt["boxes"][f, best, 3] - gt["boxes"][f, best, 1])[:, None]
