@@ -25,7 +25,7 @@ import torch
 from lrpose.body import load_body
 from lrpose.facing import body_faces_camera, keypoint_facing
 from lrpose.geometry import axis_angle_to_rotmat
-from lrpose.metrics import accel, accel_error, mpjpe, pa_mpjpe, hip_align
+from lrpose.metrics import accel, accel_error, hip_align, mpjpe, pa_mpjpe
 from lrpose.results import read_result
 
 J24_TO_COCO = [19, 20, 21, 22, 23, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0]

@@ -231,6 +231,9 @@ def video(
     refine: RefineOpt = True,
     refine_iters: RefineItersOpt = 10,
     refine_min_height: RefineMinHeightOpt = REFINE_MIN_HEIGHT,
+    export: Annotated[
+        str | None, typer.Option("--export", help="Also write glb (animated glTF of every track) and/or bvh (one per track): glb,bvh.")
+    ] = None,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,
@@ -238,11 +241,13 @@ def video(
 ) -> None:
     """Detect, track and reconstruct every person in videos: tracks/<id>.npz per person, overlay.mp4, summary.json."""
     from lrpose.detect import make_detector
+    from lrpose.export_tracks import export_run, parse_formats
     from lrpose.models.checkpoint import find_temporal
     from lrpose.pipeline import Pipeline, PipelineConfig
     from lrpose.results import RunInfo
     from lrpose.video import VideoOptions, expand_sources, process_video
 
+    formats = parse_formats(export) if export is not None else ()
     pipe_cfg = PipelineConfig(det_stride=det_stride, max_gap=max_gap, batch_frames=batch_frames, box_scale=box_scale)
     options = VideoOptions(
         min_track=min_track, save_verts=save_verts, overlay=not no_overlay, render_backend=render, texture_stride=texture_stride
@@ -260,6 +265,12 @@ def video(
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, temporal.line, texture_id)
     run = partial(process_video, pipeline=pipeline, body=body, info=run_info, options=options, texture_net=texture_net)
     rows = _run_sources(expand_sources(sources), out, resume, run)
+    for summary, folder in rows if formats else []:
+        if not isinstance(summary, str) and not summary.error and summary.tracks:
+            files = export_run(Path(folder), body, formats)
+            console.print(
+                f"exported {', '.join(str(f) for f in files[:2])}{f' and {len(files) - 2} more' if len(files) > 2 else ''}", soft_wrap=True
+            )
     if rows:
         console.print(_summary_table(rows))
     if any(isinstance(r, str) or r.error for r, _ in rows):
@@ -376,4 +387,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-from lrpose import cli_train  # noqa: E402, F401  (registers train, eval and synth on the same app)
+from lrpose import cli_export, cli_train  # noqa: E402, F401  (register export, train, eval and synth on the same app)
