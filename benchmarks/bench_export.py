@@ -46,7 +46,8 @@ def main() -> None:
             files = export_run(run, body, (fmt,))
             took = time.perf_counter() - start
             size = sum(f.stat().st_size for f in files)
-            print(f"{fmt}: {args.people} tracks x {args.frames} frames in {took:.2f} s, {size / 1e6:.2f} MB ({size / npz:.2f}x the track files' {npz / 1e6:.2f} MB)")
+            ratio = f"{size / npz:.2f}x the track files' {npz / 1e6:.2f} MB"
+            print(f"{fmt}: {args.people} tracks x {args.frames} frames in {took:.2f} s, {size / 1e6:.2f} MB ({ratio})")
 
 
 if __name__ == "__main__":

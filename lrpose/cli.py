@@ -234,37 +234,33 @@ def video(
     export: Annotated[
         str | None, typer.Option("--export", help="Also write glb (animated glTF of every track) and/or bvh (one per track): glb,bvh.")
     ] = None,
+    ray: Annotated[bool, typer.Option("--ray", help="One task per video on a Ray cluster (pip install -e '.[ray]').")] = False,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Ray cluster to join (e.g. auto or ray://host:10001); default: a local one.")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="With --ray and no address: videos processed at once.")] = 2,
+    task_cpus: Annotated[int, typer.Option("--task-cpus", help="With --ray: CPU cores (torch threads) per video task.")] = 1,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Detect, track and reconstruct every person in videos: tracks/<id>.npz per person, overlay.mp4, summary.json."""
-    from lrpose.detect import make_detector
+    params = {k: v for k, v in locals().items() if k not in ("sources", "out", "resume", "ray", "ray_address", "workers", "task_cpus")}
     from lrpose.export_tracks import export_run, parse_formats
-    from lrpose.models.checkpoint import find_temporal
-    from lrpose.pipeline import Pipeline, PipelineConfig
-    from lrpose.results import RunInfo
-    from lrpose.video import VideoOptions, expand_sources, process_video
+    from lrpose.video import expand_sources
 
+    _video_configs(params)  # bad options fail here, before any video (or Ray) starts
     formats = parse_formats(export) if export is not None else ()
-    pipe_cfg = PipelineConfig(det_stride=det_stride, max_gap=max_gap, batch_frames=batch_frames, box_scale=box_scale)
-    options = VideoOptions(
-        min_track=min_track, save_verts=save_verts, overlay=not no_overlay, render_backend=render, texture_stride=texture_stride
-    )
-    body = load_body_for(config, smpl, gender, standin)
-    model, info, texture_net, texture_id = _networks(body, weights, texture, texture_weights)
-    det, det_line = make_detector(detector, detector_weights, boxes, det_size, det_conf)
-    temporal = find_temporal(temporal_weights, model, info, enabled=not no_temporal)
-    if temporal.note:
-        note("note: " + temporal.note)
-    console.print(
-        f"detector: {det_line} | temporal: {temporal.line} | RSC-Net: {info.checkpoint_id} | body: {body.body_id}", soft_wrap=True
-    )
-    pipeline = Pipeline(model, body, det, temporal.module, pipe_cfg, refiner=_refiner(body, refine, refine_iters, refine_min_height))
-    run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, temporal.line, texture_id)
-    run = partial(process_video, pipeline=pipeline, body=body, info=run_info, options=options, texture_net=texture_net)
-    rows = _run_sources(expand_sources(sources), out, resume, run)
+    items = expand_sources(sources)
+    if ray:
+        from lrpose.cluster import RaySettings, run_on_ray
+
+        rows = run_on_ray(items, out, resume, params, RaySettings(ray_address, workers, task_cpus))
+        body = load_body_for(config, smpl, gender, standin) if formats else None
+    else:
+        run, body = video_runner(params)
+        rows = _run_sources(items, out, resume, run)
     for summary, folder in rows if formats else []:
         if not isinstance(summary, str) and not summary.error and summary.tracks:
             files = export_run(Path(folder), body, formats)
@@ -275,6 +271,46 @@ def video(
         console.print(_summary_table(rows))
     if any(isinstance(r, str) or r.error for r, _ in rows):
         raise typer.Exit(1)
+
+
+def _video_configs(p: dict):  # noqa: ANN202 - (PipelineConfig, VideoOptions)
+    """The pipeline and video options of ``lrpose video``'s option values (each checks itself)."""
+    from lrpose.pipeline import PipelineConfig
+    from lrpose.video import VideoOptions
+
+    pipe_cfg = PipelineConfig(det_stride=p["det_stride"], max_gap=p["max_gap"], batch_frames=p["batch_frames"], box_scale=p["box_scale"])
+    options = VideoOptions(
+        min_track=p["min_track"], save_verts=p["save_verts"], overlay=not p["no_overlay"], render_backend=p["render"],
+        texture_stride=p["texture_stride"],
+    )  # fmt: skip
+    return pipe_cfg, options
+
+
+def video_runner(params: dict):  # noqa: ANN201 - (run, body)
+    """Set up ``lrpose video`` from its option values (``params``: the command's keyword arguments
+    except sources/out/resume/Ray settings): ``run(source, folder, progress=...) -> RunSummary`` and the body.
+    Ray workers call it too (``lrpose.cluster``), once per process."""
+    from lrpose.detect import make_detector
+    from lrpose.models.checkpoint import find_temporal
+    from lrpose.pipeline import Pipeline
+    from lrpose.results import RunInfo
+    from lrpose.video import process_video
+
+    p = params
+    pipe_cfg, options = _video_configs(p)
+    body = load_body_for(p["config"], p["smpl"], p["gender"], p["standin"])
+    model, info, texture_net, texture_id = _networks(body, p["weights"], p["texture"], p["texture_weights"])
+    det, det_line = make_detector(p["detector"], p["detector_weights"], p["boxes"], p["det_size"], p["det_conf"])
+    temporal = find_temporal(p["temporal_weights"], model, info, enabled=not p["no_temporal"])
+    if temporal.note:
+        note("note: " + temporal.note)
+    console.print(
+        f"detector: {det_line} | temporal: {temporal.line} | RSC-Net: {info.checkpoint_id} | body: {body.body_id}", soft_wrap=True
+    )
+    refiner = _refiner(body, p["refine"], p["refine_iters"], p["refine_min_height"])
+    pipeline = Pipeline(model, body, det, temporal.module, pipe_cfg, refiner=refiner)
+    run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, temporal.line, texture_id)
+    return partial(process_video, pipeline=pipeline, body=body, info=run_info, options=options, texture_net=texture_net), body
 
 
 def _run_sources(items: list[Path], out: Path, resume: bool, run) -> list:

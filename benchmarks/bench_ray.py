@@ -1,0 +1,61 @@
+"""``lrpose video --ray`` against the plain command on the same videos and the same total threads.
+
+  python benchmarks/bench_ray.py [--videos 8] [--frames 12]
+
+Cuts ``examples/cctv_synthetic.mp4`` into short clips, then times (wall clock, whole command)
+``lrpose video DIR --no-overlay`` with torch's 2 threads, one video after another, and
+``lrpose video DIR --no-overlay --ray --workers 2 --task-cpus 1`` (a local Ray instance started
+by the command). Target: Ray <= 1.1x the plain time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cut(src: Path, folder: Path, videos: int, frames: int) -> None:
+    folder.mkdir(parents=True)
+    for k in range(videos):
+        with av.open(str(src)) as inp, av.open(str(folder / f"clip{k}.mp4"), "w") as out:
+            st = out.add_stream("libx264", rate=15)
+            st.width, st.height, st.pix_fmt = 640, 480, "yuv420p"
+            start = (k * 5) % 40
+            for i, fr in enumerate(inp.decode(video=0)):
+                if start <= i < start + frames:
+                    out.mux(st.encode(av.VideoFrame.from_ndarray(fr.to_ndarray(format="rgb24"), format="rgb24")))
+            out.mux(st.encode())
+
+
+def timed(args: list[str], threads: int) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "lrpose", *args], check=True, env=env, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--videos", type=int, default=8)
+    ap.add_argument("--frames", type=int, default=12)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = Path(tmp) / "clips"
+        cut(ROOT / "examples" / "cctv_synthetic.mp4", clips, a.videos, a.frames)
+        common = ["video", str(clips), "--no-overlay"]
+        plain = timed([*common, "--out", str(Path(tmp) / "plain")], 2)
+        ray = timed([*common, "--out", str(Path(tmp) / "ray"), "--ray", "--workers", "2", "--task-cpus", "1"], 1)
+    print(f"{a.videos} videos x {a.frames} frames: plain {plain:.1f} s, ray {ray:.1f} s, ratio {ray / plain:.2f}")
+
+
+if __name__ == "__main__":
+    main()
