@@ -36,3 +36,11 @@ def body_faces_camera(root: torch.Tensor) -> torch.Tensor:
     """(..., 3, 3) root (global) rotations in the camera frame (x right, y down, z forward) -> (...)
     bool: the body's forward axis points back at the camera."""
     return root[..., 2, 2] < 0
+
+
+def turn_around(rotmats: torch.Tensor) -> torch.Tensor:
+    """(B, 24, 3, 3) bodies turned 180 degrees about their own vertical (y) axis (the root only)."""
+    turn = torch.diag(torch.tensor([-1.0, 1.0, -1.0], dtype=rotmats.dtype, device=rotmats.device))
+    out = rotmats.clone()
+    out[:, 0] = rotmats[:, 0] @ turn
+    return out

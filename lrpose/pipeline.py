@@ -25,7 +25,7 @@ from lrpose.config import check_minimums
 from lrpose.crops import BOX_SCALE, SquareCrop, apply_affine, check_box_scale, crop_person, validate_box
 from lrpose.detect import Detector
 from lrpose.errors import InputError
-from lrpose.facing import keypoint_facing
+from lrpose.facing import body_faces_camera, keypoint_facing, turn_around
 from lrpose.geometry import cam_crop_to_full, cam_full_to_crop, focal_for, rotmat_to_axis_angle, weak_perspective_project
 from lrpose.models.rscnet import RSCNet
 from lrpose.models.temporal import TemporalModule
@@ -282,9 +282,13 @@ class Pipeline:
             last[b.track_id] = k
             if previous[-1] < 0 and b.track_id in self._anchors:
                 carry[k] = self._anchors[b.track_id]
+            # which way the track faces: its keypoints' evidence, accumulated over the frames where the person is tall
+            # enough for the detector's left/right labels (kept through the others)
             before = said[previous[-1]] if previous[-1] >= 0 else self._facing.get(b.track_id)
-            if before is not None:  # which way the track faces: its keypoints' evidence, accumulated (kept through frames without)
-                said[k] = before if float(said[k]) == 0.0 else cfg.facing_memory * before + (1.0 - cfg.facing_memory) * said[k]
+            if float(said[k]) == 0.0 or heights[k] < cfg.min_height:
+                said[k] = 0.0 if before is None else before
+            elif before is not None:
+                said[k] = cfg.facing_memory * before + (1.0 - cfg.facing_memory) * said[k]
         fit = self.refiner.fit(
             rotmats, betas, trans, torch.from_numpy(keypoints), heights, focal, torch.tensor([w / 2 - 0.5, h / 2 - 0.5]),
             torch.tensor(previous, dtype=torch.long), carry, said,
@@ -296,11 +300,19 @@ class Pipeline:
                 self._anchors[track_id] = fit.anchors[k]
             else:
                 self._anchors.pop(track_id, None)
+        rot = fit.rotmats
+        # bodies not fitted (too small, too few keypoints, or a fit that did not help) keep the network's
+        # body, turned round where the track's keypoints (seen while the person was tall enough) clearly
+        # say it faces the other way
+        unfitted = ~fit.refined & (said.abs() >= cfg.facing_clear)
+        wrong = unfitted & (body_faces_camera(rot[:, 0]) != (said > 0))
+        if bool(wrong.any()):
+            rot = torch.where(wrong[:, None, None, None], turn_around(rot), rot)
         if not bool(fit.refined.any()):
-            return rotmats, betas, cam, fit
+            return rot, betas, cam, fit
         new_cam = cam_full_to_crop(fit.trans, center, side, size, torch.full((n,), focal))
         cam = torch.where(fit.refined[:, None], new_cam, cam)
-        return fit.rotmats, fit.betas, cam, fit
+        return rot, fit.betas, cam, fit
 
     def _smooth(self, pending: list[Pending], states: dict[int, torch.Tensor], out) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The temporal module, one frame at a time per track (online); a new track starts from zeros."""

@@ -40,7 +40,7 @@ import torch
 from lrpose.body import BodyModel
 from lrpose.config import check_minimums
 from lrpose.errors import InputError
-from lrpose.facing import keypoint_facing
+from lrpose.facing import keypoint_facing, turn_around
 from lrpose.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 
 KNEES, ELBOWS, SPINE = (4, 5), (18, 19), (3, 6, 9)
@@ -189,14 +189,6 @@ def _limit_cost(rotmats: torch.Tensor) -> torch.Tensor:
     return _limit_terms(rotmats).pow(2).sum(1)
 
 
-def _turned(rotmats: torch.Tensor) -> torch.Tensor:
-    """The same bodies turned 180 degrees about their own vertical (y) axis."""
-    turn = torch.diag(torch.tensor([-1.0, 1.0, -1.0], dtype=rotmats.dtype, device=rotmats.device))
-    out = rotmats.clone()
-    out[:, 0] = rotmats[:, 0] @ turn
-    return out
-
-
 @torch.no_grad()
 def _align_translation(
     skin: KeypointSkinner,
@@ -302,7 +294,7 @@ class Refiner:
             anchor = torch.where(inside[:, None, None], fitted[prev[sub].clamp_min(0)], outside[sub])
             has_anchor = inside | torch.isfinite(outside[sub]).all(-1).all(-1)
             anchor = torch.nan_to_num(anchor, nan=1.0)
-            starts = [rotmats[rows]] + ([_turned(rotmats[rows])] if cfg.flip else [])
+            starts = [rotmats[rows]] + ([turn_around(rotmats[rows])] if cfg.flip else [])
             m, k = len(rows), len(starts)
             fit_rot, fit_trans, fit_betas, cost = self._optimise(
                 torch.cat(starts), betas[rows].repeat(k, 1), trans[rows].repeat(k, 1), kp[rows].repeat(k, 1, 1), conf[rows].repeat(k, 1),

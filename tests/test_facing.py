@@ -7,9 +7,9 @@ import math
 import torch
 
 from lrpose.body import load_body
-from lrpose.facing import body_faces_camera, keypoint_facing
+from lrpose.facing import body_faces_camera, keypoint_facing, turn_around
 from lrpose.geometry import axis_angle_to_rotmat
-from lrpose.refine import KeypointSkinner, RefineConfig, Refiner, _turned, project
+from lrpose.refine import KeypointSkinner, RefineConfig, Refiner, project
 
 F = 5000 / 224 * 640
 C = torch.tensor([319.5, 239.5])
@@ -21,7 +21,7 @@ def _frontal_and_back() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     pose = torch.zeros(2, 24, 3)
     pose[:, 0] = torch.tensor([math.pi, 0.0, 0.0])
     rot = axis_angle_to_rotmat(pose)
-    rot[1] = _turned(rot[1:])[0]
+    rot[1] = turn_around(rot[1:])[0]
     uv = project(KeypointSkinner(body, torch.zeros(2, 10))(rot, torch.tensor([[0.0, 0.0, 240.0]]).repeat(2, 1)), F, C)
     return rot, uv, (uv[..., 1].amax(1) - uv[..., 1].amin(1))
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from lrpose.body import COCO17_FLIP, load_body
+from lrpose.facing import turn_around
 from lrpose.geometry import axis_angle_to_rotmat
-from lrpose.refine import KeypointSkinner, RefineConfig, Refiner, _turned, project
+from lrpose.refine import KeypointSkinner, RefineConfig, Refiner, project
 
 F = 5000 / 224 * 640
 C = torch.tensor([319.5, 239.5])
@@ -58,7 +59,7 @@ def test_known_answer_fit_recovers_the_pose(scene):
 
 def test_turned_start_comes_back_facing_the_right_way(scene):
     body, rot, betas, trans, kp, heights, start, skin = scene
-    turned = _turned(start)
+    turned = turn_around(start)
     res = Refiner(body, RefineConfig(iters=10, prior=2e-3)).fit(turned, betas, trans, kp, heights, F, C)
     facing = lambda r: r[:, 0] @ torch.tensor([0.0, 0.0, 1.0])  # noqa: E731 - the body's forward axis in the camera frame
     assert bool(((facing(res.rotmats) * facing(rot)).sum(-1) > 0.5).all())
