@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lrpose import __version__
+from lrpose import threads as _threads  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from lrpose.errors import LrposeError
 
 console = Console()
@@ -52,6 +53,10 @@ RefineOpt = Annotated[bool, typer.Option("--refine/--no-refine", help="Fit the b
 RefineItersOpt = Annotated[int, typer.Option("--refine-iters", help="Levenberg-Marquardt iterations of the keypoint fit.")]
 REFINE_MIN_HEIGHT = 40.0
 """``RefineConfig.min_height`` (a test checks they agree; the CLI does not import torch to parse options)."""
+ThreadsOpt = Annotated[
+    int,
+    typer.Option("--threads", help="CPU threads for torch and OpenCV; 0: the cores not busy with other work (1 on a loaded machine)."),
+]
 RefineMinHeightOpt = Annotated[
     float,
     typer.Option("--refine-min-height", help="Fit only people whose box is at least this tall (px); smaller keep the network's body."),
@@ -231,6 +236,7 @@ def video(
     refine: RefineOpt = True,
     refine_iters: RefineItersOpt = 10,
     refine_min_height: RefineMinHeightOpt = REFINE_MIN_HEIGHT,
+    threads: ThreadsOpt = 0,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,
@@ -241,8 +247,10 @@ def video(
     from lrpose.models.checkpoint import find_temporal
     from lrpose.pipeline import Pipeline, PipelineConfig
     from lrpose.results import RunInfo
+    from lrpose.threads import set_threads
     from lrpose.video import VideoOptions, expand_sources, process_video
 
+    set_threads(threads)
     pipe_cfg = PipelineConfig(det_stride=det_stride, max_gap=max_gap, batch_frames=batch_frames, box_scale=box_scale)
     options = VideoOptions(
         min_track=min_track, save_verts=save_verts, overlay=not no_overlay, render_backend=render, texture_stride=texture_stride
@@ -316,6 +324,7 @@ def image(
     refine: RefineOpt = True,
     refine_iters: RefineItersOpt = 10,
     refine_min_height: RefineMinHeightOpt = REFINE_MIN_HEIGHT,
+    threads: ThreadsOpt = 0,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,
@@ -328,7 +337,9 @@ def image(
     from lrpose.io import read_image
     from lrpose.pipeline import Pipeline, PipelineConfig
     from lrpose.results import RunInfo
+    from lrpose.threads import set_threads
 
+    set_threads(threads)
     pipe_cfg = PipelineConfig(box_scale=box_scale)  # bad options fail before any file is read
     picture = read_image(path)
     person_box = parse_box(box, picture.shape[1], picture.shape[0])  # bad input fails before any network loads
