@@ -9,6 +9,7 @@ traceback; usage errors exit with code 2.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from functools import partial
 from pathlib import Path
@@ -186,25 +187,52 @@ def _refiner(body, refine: bool, iters: int, min_height: float):
 
 
 def _summary_table(rows: list) -> Table:
-    """One row per source: a ``(RunSummary, folder)`` pair, or ``(source, error)`` for one that failed."""
+    """One row per source: a ``(RunSummary, folder)`` pair, or ``(source, error)`` for one that failed.
+    Five narrow columns (readable at 80 columns); the slowest stages follow the table (``_stage_lines``)."""
     table = Table(title="lrpose video")
-    for col in ("source", "frames", "people", "persons per range 0-4", "fps", "slowest stages (s)", "result"):
-        table.add_column(col, overflow="fold")
+    for col in ("source", "frames", "tracks", "fps", "result"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("frames", "tracks", "fps"))
     for r, where in rows:
         if isinstance(r, str):
-            table.add_row(r, "-", "-", "-", "-", "-", Text("failed: " + where, style="red"))
+            table.add_row(Path(r).name, "-", "-", "-", Text("failed: " + where, style="red"))
             continue
-        stages = sorted(r.seconds_per_stage.items(), key=lambda kv: -kv[1])[:4]
-        hist = " ".join(str(v) for v in r.person_frames_per_range.values())
         status = Text("error: " + r.error, style="red") if r.error else Text(where, style="green")
-        table.add_row(
-            r.source, str(r.frames), str(r.people), hist, f"{r.frames_per_second}", ", ".join(f"{k} {v:.1f}" for k, v in stages), status
-        )
+        table.add_row(Path(r.source).name, str(r.frames), str(r.kept_tracks), f"{r.frames_per_second}", status)
     return table
 
 
-def _report(bar, task, done: int, total: int, text: str) -> None:
-    bar.update(task, completed=done, total=total, info=text)
+def _stage_lines(rows: list) -> list[str]:
+    """Per finished source: person-frames per resolution range and the slowest stages (seconds)."""
+    lines = []
+    for r, _ in rows:
+        if isinstance(r, str):
+            continue
+        stages = sorted(r.seconds_per_stage.items(), key=lambda kv: -kv[1])[:4]
+        hist = " ".join(str(v) for v in r.person_frames_per_range.values())
+        lines.append(
+            f"{Path(r.source).name}: person-frames per range 0-4: {hist} | slowest (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages)
+        )
+    return lines
+
+
+PROGRESS_EVERY_S = 30.0
+"""Seconds between progress lines when stdout is not a terminal (a log file)."""
+
+
+class _Progress:
+    """Progress of one source: the live bar on a terminal; else one plain line every ``PROGRESS_EVERY_S``."""
+
+    def __init__(self, bar, task, name: str) -> None:
+        self.bar, self.task, self.name = bar, task, name
+        self.t0 = self.last = time.monotonic()
+
+    def __call__(self, done: int, total: int, text: str) -> None:
+        self.bar.update(self.task, completed=done, total=total, info=text)
+        now = time.monotonic()
+        if not console.is_terminal and now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            rate = done / (now - self.t0) if now > self.t0 else 0.0
+            console.print(f"{self.name}: frame {done}/{total}, {rate:.2f} frames/s, {text}", soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -270,6 +298,8 @@ def video(
     rows = _run_sources(expand_sources(sources), out, resume, run)
     if rows:
         console.print(_summary_table(rows))
+        for line in _stage_lines(rows):
+            console.print(line, soft_wrap=True, highlight=False)
     if any(isinstance(r, str) or r.error for r, _ in rows):
         raise typer.Exit(1)
 
@@ -288,7 +318,7 @@ def _run_sources(items: list[Path], out: Path, resume: bool, run) -> list:
                 continue
             task = bar.add_task(str(src.name), total=None, info="")
             try:
-                summary = run(src, folder, progress=partial(_report, bar, task))
+                summary = run(src, folder, progress=_Progress(bar, task, src.name))
             except LrposeError as e:
                 err_console.print(Text.assemble(("error: ", "bold red"), str(e)))
                 rows.append((str(src), str(e)))
@@ -383,6 +413,12 @@ def main(argv: list[str] | None = None) -> int:
         if _state["debug"]:
             traceback.print_exc()
         err_console.print(Text.assemble(("error: ", "bold red"), str(e)))
+        return 1
+    except OSError as e:  # a file system fault no library call turned into an LrposeError: still one line
+        if _state["debug"]:
+            traceback.print_exc()
+        where = f"{e.filename}: " if e.filename else ""
+        err_console.print(Text.assemble(("error: ", "bold red"), f"{where}{e.strerror or e}"))
         return 1
     return 0
 

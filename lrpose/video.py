@@ -24,6 +24,7 @@ import torch
 from lrpose.body import BodyModel
 from lrpose.config import check_choice, check_minimums
 from lrpose.crops import cut_square, square_from_box
+from lrpose.files import FolderLock, make_folder
 from lrpose.geometry import axis_angle_to_rotmat, focal_for
 from lrpose.io import FrameSource, VideoWriter
 from lrpose.pipeline import Pipeline, StageTimer
@@ -150,11 +151,12 @@ def _size(path: Path) -> int | None:
 
 
 def _fresh_folder(folder: Path) -> Path:
-    """``folder/tracks`` emptied of a previous run's results (a rerun replaces them) and no summary."""
-    tracks_dir = folder / "tracks"
-    tracks_dir.mkdir(parents=True, exist_ok=True)
-    for old in [*tracks_dir.glob("*.npz"), *tracks_dir.glob("*.obj"), *tracks_dir.glob("*.mtl"), *tracks_dir.glob("*.png")]:
-        old.unlink()
+    """``folder/tracks`` emptied of a previous run's results (a rerun replaces them), no summary, and
+    no temporary files a killed run left (``.overlay.*.mp4``, ``.*.tmp``; safe: the caller holds the lock)."""
+    tracks_dir = make_folder(folder / "tracks")
+    for old in [*tracks_dir.glob("*.npz"), *tracks_dir.glob("*.obj"), *tracks_dir.glob("*.mtl"), *tracks_dir.glob("*.png"),
+                *tracks_dir.glob(".*.tmp"), *folder.glob(".*.tmp"), *folder.glob(".overlay.*.mp4")]:  # fmt: skip
+        old.unlink(missing_ok=True)
     (folder / "summary.json").unlink(missing_ok=True)
     return tracks_dir
 
@@ -171,10 +173,18 @@ def process_video(
 ) -> RunSummary:
     """Run the pipeline on one source into ``folder``; returns the summary (also in summary.json).
 
-    Raises InputError before writing anything when the source cannot be opened.
+    Raises InputError before writing anything when the source cannot be opened, when another run
+    holds ``folder`` (``FolderLock``) or when ``folder`` cannot be written; an output fault mid-run
+    raises InputError too, keeping the tracks already written and no partial file.
     """
-    t_start = time.perf_counter()
     source = FrameSource(source_path)
+    with FolderLock(folder):
+        return _process(source_path, source, folder, pipeline, body, info, options, progress, texture_net)
+
+
+def _process(source_path: Path, source: FrameSource, folder: Path, pipeline: Pipeline, body: BodyModel, info: RunInfo,
+             options: VideoOptions, progress: Callable[[int, int, str], None] | None, texture_net) -> RunSummary:  # fmt: skip
+    t_start = time.perf_counter()
     dropped_before = getattr(pipeline.detector, "dropped_keypoints", 0)  # the detector may serve several sources
     timer = pipeline.timer = StageTimer()
     tracks_dir = _fresh_folder(folder)
@@ -250,7 +260,7 @@ def _summary(source_path: Path, source: FrameSource, frames: int, store: TrackWr
              total: float) -> RunSummary:  # fmt: skip
     return RunSummary(
         source=str(source_path), source_bytes=_size(source_path), frames=frames, fps=source.fps, width=source.width,
-        height=source.height, people=len(store.kept),
+        height=source.height, kept_tracks=len(store.kept),
         tracks=[{"id": i, "frames": store.lengths[i], "file": f"tracks/{i:04d}.npz"} for i in sorted(store.kept)],
         dropped_short_tracks=store.dropped, person_frames_per_range=RunSummary.ranges_histogram(store.ranges),
         detector=info.detector, temporal=info.temporal, checkpoint=info.checkpoint_id, body_model=info.body_id,

@@ -67,7 +67,7 @@ def test_tracks_overlay_and_summary(clip, tiny, tmp_path):
     assert run(clip, tiny, tmp_path, "--min-track", "8", "--save-verts") == 0
     folder = tmp_path / "walk"
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["frames"] == 20 and summary["people"] == 1 and summary["dropped_short_tracks"] == 1  # person 1: 5 frames
+    assert summary["frames"] == 20 and summary["kept_tracks"] == 1 and summary["dropped_short_tracks"] == 1  # person 1: 5 frames
     assert summary["person_frames_per_range"] == {"0": 0, "1": 0, "2": 20, "3": 0, "4": 0}  # kept tracks only
     assert summary["detector"].startswith("boxes") and not summary["untrained"]
     z = np.load(folder / "tracks" / "0000.npz")
@@ -185,7 +185,7 @@ def test_video_without_people_gives_empty_valid_result(tmp_path):
     assert main(["video", str(tmp_path / "empty_scene.mp4"), "--out", str(tmp_path / "o"), "--boxes", str(tmp_path / "none.json")]) == 0
     folder = tmp_path / "o" / "empty_scene"
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["people"] == 0 and summary["frames"] == 6 and list((folder / "tracks").iterdir()) == []
+    assert summary["kept_tracks"] == 0 and summary["frames"] == 6 and list((folder / "tracks").iterdir()) == []
     assert frame_count(folder / "overlay.mp4") == (6, FPS)
 
 
