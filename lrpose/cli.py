@@ -241,7 +241,9 @@ def video(
     out: Annotated[Path, typer.Option("--out", help="Output folder (one sub-folder per source).")] = Path("results"),
     detector: Annotated[str, typer.Option("--detector", help="auto (yolo when its weights are found, else hog) | yolo | hog.")] = "auto",
     detector_weights: Annotated[Path | None, typer.Option("--detector-weights", help="Ultralytics YOLO .pt file.")] = None,
-    boxes: Annotated[Path | None, typer.Option("--boxes", help="JSON boxes per frame instead of a detector.")] = None,
+    boxes: Annotated[
+        Path | None, typer.Option("--boxes", help="JSON boxes per frame instead of a detector: x1,y1,x2,y2 corners in pixels (see README).")
+    ] = None,
     det_size: Annotated[int, typer.Option("--det-size", help="Detector input size (longer side, px); larger finds smaller people.")] = 1280,
     det_conf: Annotated[float | None, typer.Option("--det-conf", help="Detector score threshold (yolo 0.25, hog 0.3).")] = None,
     det_stride: Annotated[int, typer.Option("--det-stride", help="Detect every k-th frame; the tracker bridges the rest.")] = 1,
@@ -338,7 +340,12 @@ def image(
     path: Annotated[Path, typer.Argument(help="Image of one person (or a crop around them).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("results"),
     box: Annotated[
-        str | None, typer.Option("--box", help="Person box x1,y1,x2,y2 in pixels; default: the whole image is the crop.")
+        str | None,
+        typer.Option(
+            "--box",
+            help="Person box x1,y1,x2,y2: left, top, right, bottom corners in pixels (not x,y,w,h); clipped to the image. "
+            "Default: the whole image is the crop.",
+        ),
     ] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="RSC-Net checkpoint (lrpose, official RSC-Net.pt or SPIN).")] = None,
     save_verts: Annotated[bool, typer.Option("--save-verts", help="Also store the mesh vertices in the .npz.")] = False,
@@ -372,7 +379,7 @@ def image(
     set_threads(threads)
     pipe_cfg = PipelineConfig(box_scale=box_scale)  # bad options fail before any file is read
     picture = read_image(path)
-    person_box = parse_box(box, picture.shape[1], picture.shape[0])  # bad input fails before any network loads
+    person_box = parse_box(box, picture.shape[1], picture.shape[0], note)  # bad input fails before any network loads
     keypoints, det_line = None, "none"
     if detector is not None:
         from lrpose.detect import find_person, make_detector

@@ -73,27 +73,53 @@ class BoxesFile:
             raw = json.loads(path.read_text())
         except FileNotFoundError:
             raise InputError(f"--boxes {path} does not exist") from None
+        except IsADirectoryError:
+            raise InputError(f"--boxes {path} is a folder; give the JSON file") from None
+        except OSError as e:
+            raise InputError(f"--boxes {path} cannot be read: {e.strerror or e}") from None
         except (ValueError, UnicodeDecodeError) as e:
             raise InputError(f"--boxes {path} is not valid JSON ({e})") from None
         frames = raw.get("frames") if isinstance(raw, dict) else dict(enumerate(raw)) if isinstance(raw, list) else None
         if not isinstance(frames, dict):
             raise InputError(f"--boxes {path}: expected {{'frames': {{index: [[x1, y1, x2, y2], ...]}}}} or a list per frame")
+        self.path = path
         self._frames: dict[int, Detections] = {}
         self.dropped_keypoints = 0
         """Keypoints ignored so far because they were not finite or lay outside the frame."""
+        self.used = 0
+        """Boxes handed out so far (inside the frame after clipping)."""
+        self._size: tuple[int, int] | None = None
         for key, rows in frames.items():
             try:
                 index = int(key)
             except (ValueError, TypeError):
                 raise InputError(f"--boxes {path}: frame key {key!r} is not a frame index") from None
+            if index < 0:
+                raise InputError(f"--boxes {path}: frame index {index} is negative (frames count from 0)")
             self._frames[index] = _json_rows(rows, f"--boxes {path}: frame {key}")
+        self.total = sum(len(d.boxes_xyxy) for d in self._frames.values())
 
     def __call__(self, image: np.ndarray, frame_index: int) -> Detections:
         d = self._frames.get(frame_index, EMPTY)
+        self._size = (image.shape[1], image.shape[0])
         out = _clean(d.boxes_xyxy, d.scores, image.shape[1], image.shape[0], 0.0, d.keypoints)
+        self.used += len(out.boxes_xyxy)
         if d.keypoints is not None:  # keypoints that _clean had to drop (NaN or outside the frame)
             self.dropped_keypoints += int(((out.keypoints[..., 2] == 0) & (d.keypoints[..., 2] > 0)).sum())
         return out
+
+    def report(self, frames: int, used_before: int) -> list[str]:
+        """Warnings for one source of ``frames`` frames, ``used_before`` being ``used`` at its start:
+        the file's boxes that fell outside it (past its last frame or outside the image)."""
+        late = sum(len(d.boxes_xyxy) for i, d in self._frames.items() if i >= frames)
+        used = self.used - used_before
+        if self.total and not used:
+            size = f"{self._size[0]}x{self._size[1]} " if self._size else ""
+            return [f"none of the {self.total} boxes in --boxes {self.path} lies inside this {size}video's {frames} frames "
+                    f"({late} on frames past its end; boxes are x1,y1,x2,y2 pixels, frames count from 0)"]  # fmt: skip
+        if late:
+            return [f"{late} of the {self.total} boxes in --boxes {self.path} are on frames past this video's {frames} frames"]
+        return []
 
 
 def _json_rows(rows: object, where: str) -> Detections:

@@ -186,6 +186,7 @@ def _process(source_path: Path, source: FrameSource, folder: Path, pipeline: Pip
              options: VideoOptions, progress: Callable[[int, int, str], None] | None, texture_net) -> RunSummary:  # fmt: skip
     t_start = time.perf_counter()
     dropped_before = getattr(pipeline.detector, "dropped_keypoints", 0)  # the detector may serve several sources
+    used_before = getattr(pipeline.detector, "used", 0)
     timer = pipeline.timer = StageTimer()
     tracks_dir = _fresh_folder(folder)
     meta = {
@@ -224,6 +225,8 @@ def _process(source_path: Path, source: FrameSource, folder: Path, pipeline: Pip
     dropped = getattr(pipeline.detector, "dropped_keypoints", 0) - dropped_before
     if dropped:
         summary.warnings.append(f"{dropped} detector keypoint(s) were not finite or outside the frame and were ignored")
+    if hasattr(pipeline.detector, "report"):  # --boxes: boxes that never landed in this video
+        summary.warnings.extend(pipeline.detector.report(frames, used_before))
     summary.save(folder)
     return summary
 
