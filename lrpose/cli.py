@@ -399,7 +399,8 @@ def image(
     if est.refined:
         console.print(f"fitted to the detector's keypoints: {est.kp_residual[0]:.1f} -> {est.kp_residual[1]:.1f} px", soft_wrap=True)
     console.print(
-        f"{path}: person crop {est.native_size} px -> range {est.range_index} | body {body.body_id} | "
+        f"{path}: person box {est.box_xyxy[3] - est.box_xyxy[1]:.0f} px tall, crop {est.native_size} px -> range {est.range_index} | "
+        f"body {body.body_id} | "
         f"checkpoint {info.checkpoint_id} -> {', '.join(str(f) for f in result.files)}",
         soft_wrap=True,
     )

@@ -26,6 +26,7 @@ import numpy as np
 
 from lrpose import assets
 from lrpose.errors import AssetFormatError, InputError
+from lrpose.plausible import SceneSizeCheck
 from lrpose.types import Detections
 
 EMPTY = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
@@ -154,7 +155,9 @@ def _json_rows(rows: object, where: str) -> Detections:
 class HogDetector:
     """OpenCV HOG + linear SVM people detector (Dalal-Triggs), run on the frame resized so its longer
     side is ``det_size`` pixels: HOG's 64x128 window holds a ~96 px person, so upscaling 640-px
-    frames to 1280 finds people ~50 px tall. Scores are the SVM margins squashed to (0, 1)."""
+    frames to 1280 finds people ~50 px tall. Scores are the SVM margins squashed to (0, 1). Boxes
+    whose size does not fit the scene (``lrpose.plausible.SceneSizeCheck``) are dropped; call
+    ``new_scene()`` before another video."""
 
     name = "hog"
 
@@ -162,6 +165,11 @@ class HogDetector:
         self.det_size, self.conf, self.min_height = det_size, conf, min_height
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self.scene = SceneSizeCheck()
+
+    def new_scene(self) -> None:
+        """Forget the sizes seen so far (the next frames come from another camera)."""
+        self.scene = SceneSizeCheck()
 
     def __call__(self, image: np.ndarray, frame_index: int) -> Detections:
         h, w = image.shape[:2]
@@ -180,7 +188,7 @@ class HogDetector:
         boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1) / scale
         keep = _nms(boxes, scores, 0.4)
         keep = keep[scores[keep] >= self.conf]
-        return _clean(boxes[keep], scores[keep], w, h, self.min_height)
+        return self.scene(_clean(boxes[keep], scores[keep], w, h, self.min_height), h)
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:

@@ -108,8 +108,12 @@ class TrackTextures:
             save_textured_mesh(folder / f"{track_id:04d}.obj", self.body, best[1], fusion.result())
 
 
-def _draw(result: FrameResult, store: TrackWriter, faces: torch.Tensor, focal: float, backend: str) -> np.ndarray:
-    people = [p for p in result.people if store.drawable(p.track_id, result.frame.index)]
+MAX_DRAWN_GAP = 3
+"""The overlay draws a person on frames the tracker only predicted when the gap is at most this long."""
+
+
+def _draw(result: FrameResult, store: TrackWriter, faces: torch.Tensor, focal: float, backend: str, hidden: set[int]) -> np.ndarray:
+    people = [p for p in result.people if p.track_id not in hidden and store.drawable(p.track_id, result.frame.index)]
     image = result.frame.image
     if not people:
         return image
@@ -187,6 +191,8 @@ def _process(source_path: Path, source: FrameSource, folder: Path, pipeline: Pip
     t_start = time.perf_counter()
     dropped_before = getattr(pipeline.detector, "dropped_keypoints", 0)  # the detector may serve several sources
     used_before = getattr(pipeline.detector, "used", 0)
+    if hasattr(pipeline.detector, "new_scene"):  # HOG's size check learns each camera's scene anew
+        pipeline.detector.new_scene()
     timer = pipeline.timer = StageTimer()
     tracks_dir = _fresh_folder(folder)
     meta = {
@@ -240,6 +246,8 @@ class _Overlay:
         self.writer, self.store, self.faces, self.focal = writer, store, faces, focal
         self.enabled, self.backend, self.delay, self.timer = writer is not None, options.render_backend, delay, timer
         self.queue: deque[FrameResult] = deque()
+        self.last_seen: dict[int, int] = {}
+        """track id -> last frame (drawn so far) where the detector saw it."""
 
     def push(self, result: FrameResult) -> None:
         if not self.enabled:
@@ -252,9 +260,23 @@ class _Overlay:
         while self.queue:
             self._flush(self.queue.popleft())
 
+    def _hidden(self, result: FrameResult) -> set[int]:
+        """Tracks only predicted on this frame within a gap longer than ``MAX_DRAWN_GAP`` frames
+        (the gap's end is looked up in the queued later frames)."""
+        hidden = set()
+        for p in result.people:
+            if p.observed:
+                self.last_seen[p.track_id] = result.frame.index
+                continue
+            ahead = (r.frame.index for r in self.queue for q in r.people if q.track_id == p.track_id and q.observed)
+            end = next(ahead, (self.queue[-1].frame.index if self.queue else result.frame.index) + 1)
+            if end - self.last_seen.get(p.track_id, result.frame.index - 1) - 1 > MAX_DRAWN_GAP:
+                hidden.add(p.track_id)
+        return hidden
+
     def _flush(self, result: FrameResult) -> None:
         with self.timer("render"):
-            drawn = _draw(result, self.store, self.faces, self.focal, self.backend)
+            drawn = _draw(result, self.store, self.faces, self.focal, self.backend, self._hidden(result))
         with self.timer("encode"):
             self.writer.write(_even(drawn))
 
