@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import deque
 from pathlib import Path
 
 import av
@@ -302,3 +303,20 @@ def test_keypoints_from_boxes_json_are_stored_and_fitted(tmp_path, tiny, capsys)
     assert summary["warnings"] == ["1 detector keypoint(s) were not finite or outside the frame and were ignored"]
     assert "warning: walk.mp4: 1 detector keypoint(s)" in capsys.readouterr().err
     assert main([*args, "--weights", str(tiny), "--no-overlay", "--no-temporal", "--min-track", "5", "--no-refine", "--resume"]) == 0
+
+
+def test_overlay_hides_people_only_predicted_over_long_gaps():
+    from types import SimpleNamespace as NS
+
+    from lrpose.video import MAX_DRAWN_GAP, _Overlay
+
+    seen = {0, 1, 2, 3, 9, 10, 11, 12, 14, 15}  # gaps: 4-8 (5 frames, hidden) and 13 (1 frame, drawn)
+    frames = [NS(frame=NS(index=f), people=[NS(track_id=7, observed=f in seen)]) for f in range(16)]
+    overlay = _Overlay.__new__(_Overlay)
+    overlay.queue, overlay.last_seen = deque(frames), {}
+    hidden = []
+    while overlay.queue:
+        r = overlay.queue.popleft()
+        if overlay._hidden(r):
+            hidden.append(r.frame.index)
+    assert hidden == [4, 5, 6, 7, 8] and MAX_DRAWN_GAP == 3
