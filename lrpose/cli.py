@@ -196,21 +196,22 @@ def _summary_table(rows: list) -> Table:
         if isinstance(r, str):
             table.add_row(Path(r).name, "-", "-", "-", Text("failed: " + where, style="red"))
             continue
-        status = Text("error: " + r.error, style="red") if r.error else Text(where, style="green")
+        status = Text("error: " + r.error, style="red") if r.error else Text("done", style="green")
         table.add_row(Path(r.source).name, str(r.frames), str(r.kept_tracks), f"{r.frames_per_second}", status)
     return table
 
 
 def _stage_lines(rows: list) -> list[str]:
-    """Per finished source: person-frames per resolution range and the slowest stages (seconds)."""
+    """Per finished source: its results folder, person-frames per resolution range and the slowest stages (seconds)."""
     lines = []
-    for r, _ in rows:
+    for r, where in rows:
         if isinstance(r, str):
             continue
         stages = sorted(r.seconds_per_stage.items(), key=lambda kv: -kv[1])[:4]
         hist = " ".join(str(v) for v in r.person_frames_per_range.values())
         lines.append(
-            f"{Path(r.source).name}: person-frames per range 0-4: {hist} | slowest (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages)
+            f"{Path(r.source).name} -> {where} | person-frames per range 0-4: {hist} | slowest (s): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in stages)
         )
     return lines
 
