@@ -1,6 +1,7 @@
 """``lrpose video`` speed on an idle and on a deliberately loaded machine, and the ratio.
 
   python benchmarks/bench_load.py --frames 30 --threads 0 --threads 2
+  python benchmarks/bench_load.py --threads -1 --pythonpath /tmp/old_lrpose   # an older lrpose, no --threads flag
 
 The clip's first ``--frames`` frames are copied to a temporary video; for each ``--threads`` value
 ``lrpose video`` runs once with the machine as it is ("idle") and once while this script keeps
@@ -38,15 +39,17 @@ def make_clip(clip: Path, out: Path, frames: int) -> Path:
     return out
 
 
-def run_video(clip: Path, out: Path, threads: int, extra: list[str]) -> tuple[float, float]:
+def run_video(clip: Path, out: Path, threads: int, extra: list[str], pythonpath: str | None = None) -> tuple[float, float]:
     """(frames/s, 1-minute load average just before) of one ``lrpose video`` run in a child process."""
     from lrpose.io import FrameSource
 
     frames = FrameSource(clip).frame_count
     load = os.getloadavg()[0]
-    cmd = [sys.executable, "-m", "lrpose", "video", str(clip), "--out", str(out), "--threads", str(threads), *extra]
+    flag = ["--threads", str(threads)] if threads >= 0 else []  # -1: no flag (an lrpose without --threads: torch's default)
+    cmd = [sys.executable, "-m", "lrpose", "video", str(clip), "--out", str(out), *flag, *extra]
+    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"lrpose video failed:\n{proc.stderr[-2000:]}")
@@ -71,7 +74,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", default="examples/cctv_synthetic.mp4")
     ap.add_argument("--frames", type=int, default=30)
-    ap.add_argument("--threads", type=int, action="append", help="--threads values to compare (repeatable; default 0).")
+    ap.add_argument("--threads", type=int, action="append", help="--threads values to compare (repeatable; default 0; -1: no flag).")
+    ap.add_argument("--pythonpath", help="Run the lrpose found here (e.g. an older version's source tree) instead.")
     ap.add_argument("--burners", type=int, default=1, help="CPU-burning processes during the loaded run.")
     ap.add_argument("extra", nargs="*", help="Options for lrpose video (after --).")
     args = ap.parse_args()
@@ -83,10 +87,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = make_clip(Path(args.clip), Path(tmp) / "clip.mp4", args.frames)
         for threads in args.threads or [0]:
-            idle, idle_load = run_video(clip, Path(tmp) / f"idle{threads}", threads, args.extra)
+            idle, idle_load = run_video(clip, Path(tmp) / f"idle{threads}", threads, args.extra, args.pythonpath)
             procs = burners(args.burners)
             try:
-                loaded, loaded_load = run_video(clip, Path(tmp) / f"loaded{threads}", threads, args.extra)
+                loaded, loaded_load = run_video(clip, Path(tmp) / f"loaded{threads}", threads, args.extra, args.pythonpath)
             finally:
                 stop(procs)
             print(f"| {threads} | {idle:.2f} ({idle_load:.1f}) | {loaded:.2f} ({loaded_load:.1f}) | {loaded / idle:.2f} |", flush=True)
