@@ -89,6 +89,8 @@ class BoxesFile:
         """Keypoints ignored so far because they were not finite or lay outside the frame."""
         self.used = 0
         """Boxes handed out so far (inside the frame after clipping)."""
+        self.clipped = 0
+        """Boxes handed out so far that reached past the frame and were clipped to it."""
         self._size: tuple[int, int] | None = None
         for key, rows in frames.items():
             try:
@@ -103,24 +105,32 @@ class BoxesFile:
     def __call__(self, image: np.ndarray, frame_index: int) -> Detections:
         d = self._frames.get(frame_index, EMPTY)
         self._size = (image.shape[1], image.shape[0])
-        out = _clean(d.boxes_xyxy, d.scores, image.shape[1], image.shape[0], 0.0, d.keypoints)
+        b, (h, w) = d.boxes_xyxy, image.shape[:2]
+        out = _clean(b, d.scores, w, h, 0.0, d.keypoints)
         self.used += len(out.boxes_xyxy)
+        inside = (b[:, 0] < w) & (b[:, 1] < h) & (b[:, 2] > 0) & (b[:, 3] > 0)
+        self.clipped += int((inside & ((b[:, :2] < 0).any(1) | (b[:, 2] > w) | (b[:, 3] > h))).sum())
         if d.keypoints is not None:  # keypoints that _clean had to drop (NaN or outside the frame)
             self.dropped_keypoints += int(((out.keypoints[..., 2] == 0) & (d.keypoints[..., 2] > 0)).sum())
         return out
 
-    def report(self, frames: int, used_before: int) -> list[str]:
-        """Warnings for one source of ``frames`` frames, ``used_before`` being ``used`` at its start:
-        the file's boxes that fell outside it (past its last frame or outside the image)."""
+    def counts(self) -> tuple[int, int]:
+        """(``used``, ``clipped``) so far: take them before a source, give them to ``report`` after it."""
+        return self.used, self.clipped
+
+    def report(self, frames: int, before: tuple[int, int]) -> list[str]:
+        """Warnings for one source of ``frames`` frames (``before``: ``counts()`` at its start): the
+        file's boxes that fell outside it (past its last frame or outside the image) or were clipped."""
         late = sum(len(d.boxes_xyxy) for i, d in self._frames.items() if i >= frames)
-        used = self.used - used_before
+        used, clipped = self.used - before[0], self.clipped - before[1]
         if self.total and not used:
             size = f"{self._size[0]}x{self._size[1]} " if self._size else ""
             return [f"none of the {self.total} boxes in --boxes {self.path} lies inside this {size}video's {frames} frames "
                     f"({late} on frames past its end; boxes are x1,y1,x2,y2 pixels, frames count from 0)"]  # fmt: skip
-        if late:
-            return [f"{late} of the {self.total} boxes in --boxes {self.path} are on frames past this video's {frames} frames"]
-        return []
+        lines = [f"{late} of the {self.total} boxes in --boxes {self.path} are on frames past this video's {frames} frames"] if late else []
+        if clipped:
+            lines.append(f"{clipped} box(es) in --boxes {self.path} reached past the frame edge and were clipped to it")
+        return lines
 
 
 def _json_rows(rows: object, where: str) -> Detections:

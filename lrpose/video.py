@@ -190,7 +190,7 @@ def _process(source_path: Path, source: FrameSource, folder: Path, pipeline: Pip
              options: VideoOptions, progress: Callable[[int, int, str], None] | None, texture_net) -> RunSummary:  # fmt: skip
     t_start = time.perf_counter()
     dropped_before = getattr(pipeline.detector, "dropped_keypoints", 0)  # the detector may serve several sources
-    used_before = getattr(pipeline.detector, "used", 0)
+    boxes_before = pipeline.detector.counts() if hasattr(pipeline.detector, "counts") else None  # --boxes
     if hasattr(pipeline.detector, "new_scene"):  # HOG's size check learns each camera's scene anew
         pipeline.detector.new_scene()
     timer = pipeline.timer = StageTimer()
@@ -231,8 +231,8 @@ def _process(source_path: Path, source: FrameSource, folder: Path, pipeline: Pip
     dropped = getattr(pipeline.detector, "dropped_keypoints", 0) - dropped_before
     if dropped:
         summary.warnings.append(f"{dropped} detector keypoint(s) were not finite or outside the frame and were ignored")
-    if hasattr(pipeline.detector, "report"):  # --boxes: boxes that never landed in this video
-        summary.warnings.extend(pipeline.detector.report(frames, used_before))
+    if boxes_before is not None:  # --boxes: boxes that never landed in this video, or were clipped
+        summary.warnings.extend(pipeline.detector.report(frames, boxes_before))
     summary.save(folder)
     return summary
 

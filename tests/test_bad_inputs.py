@@ -215,6 +215,16 @@ def test_boxes_all_off_frame_warn(clip, tiny, tmp_path, capsys):
     assert any("none of the 2 boxes" in w for w in summary["warnings"])
 
 
+def test_boxes_past_the_edge_are_clipped_with_a_warning(clip, tiny, tmp_path, capsys):
+    src, _ = clip
+    boxes = tmp_path / "edge.json"
+    boxes.write_text(json.dumps({"frames": {str(f): [[W - 15, 20, W + 30, 90]] for f in range(12)}}))
+    assert main(["video", str(src), "--out", str(tmp_path), "--boxes", str(boxes), "--weights", str(tiny), "--no-temporal"]) == 0
+    assert "12 box(es) in --boxes" in capsys.readouterr().err
+    z = np.load(tmp_path / "walk" / "tracks" / "0000.npz")
+    assert float(z["boxes_xyxy"][:, 2].max()) == W
+
+
 # ---- eval data and body files --------------------------------------------------------------------
 
 
