@@ -9,7 +9,6 @@ traceback; usage errors exit with code 2.
 from __future__ import annotations
 
 import sys
-import time
 import traceback
 from functools import partial
 from pathlib import Path
@@ -186,56 +185,6 @@ def _refiner(body, refine: bool, iters: int, min_height: float):
     return Refiner(body, RefineConfig(iters=iters, min_height=min_height)) if refine else None
 
 
-def _summary_table(rows: list) -> Table:
-    """One row per source: a ``(RunSummary, folder)`` pair, or ``(source, error)`` for one that failed.
-    Five narrow columns (readable at 80 columns); the slowest stages follow the table (``_stage_lines``)."""
-    table = Table(title="lrpose video")
-    for col in ("source", "frames", "tracks", "fps", "result"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("frames", "tracks", "fps"))
-    for r, where in rows:
-        if isinstance(r, str):
-            table.add_row(Path(r).name, "-", "-", "-", Text("failed: " + where, style="red"))
-            continue
-        status = Text("error: " + r.error, style="red") if r.error else Text("done", style="green")
-        table.add_row(Path(r.source).name, str(r.frames), str(r.kept_tracks), f"{r.frames_per_second}", status)
-    return table
-
-
-def _stage_lines(rows: list) -> list[str]:
-    """Per finished source: its results folder, person-frames per resolution range and the slowest stages (seconds)."""
-    lines = []
-    for r, where in rows:
-        if isinstance(r, str):
-            continue
-        stages = sorted(r.seconds_per_stage.items(), key=lambda kv: -kv[1])[:4]
-        hist = " ".join(str(v) for v in r.person_frames_per_range.values())
-        lines.append(
-            f"{Path(r.source).name} -> {where} | person-frames per range 0-4: {hist} | slowest (s): "
-            + ", ".join(f"{k} {v:.1f}" for k, v in stages)
-        )
-    return lines
-
-
-PROGRESS_EVERY_S = 30.0
-"""Seconds between progress lines when stdout is not a terminal (a log file)."""
-
-
-class _Progress:
-    """Progress of one source: the live bar on a terminal; else one plain line every ``PROGRESS_EVERY_S``."""
-
-    def __init__(self, bar, task, name: str) -> None:
-        self.bar, self.task, self.name = bar, task, name
-        self.t0 = self.last = time.monotonic()
-
-    def __call__(self, done: int, total: int, text: str) -> None:
-        self.bar.update(self.task, completed=done, total=total, info=text)
-        now = time.monotonic()
-        if not console.is_terminal and now - self.last >= PROGRESS_EVERY_S:
-            self.last = now
-            rate = done / (now - self.t0) if now > self.t0 else 0.0
-            console.print(f"{self.name}: frame {done}/{total}, {rate:.2f} frames/s, {text}", soft_wrap=True, highlight=False)
-
-
 @app.command()
 def video(
     sources: Annotated[list[Path], typer.Argument(help="Video files, folders of videos, image folders or images.")],
@@ -274,6 +223,7 @@ def video(
     config: ConfigOpt = None,
 ) -> None:
     """Detect, track and reconstruct every person in videos: tracks/<id>.npz per person, overlay.mp4, summary.json."""
+    from lrpose.cli_report import stage_lines, summary_table
     from lrpose.detect import make_detector
     from lrpose.models.checkpoint import find_temporal
     from lrpose.pipeline import Pipeline, PipelineConfig
@@ -300,8 +250,8 @@ def video(
     run = partial(process_video, pipeline=pipeline, body=body, info=run_info, options=options, texture_net=texture_net)
     rows = _run_sources(expand_sources(sources), out, resume, run)
     if rows:
-        console.print(_summary_table(rows))
-        for line in _stage_lines(rows):
+        console.print(summary_table(rows))
+        for line in stage_lines(rows):
             console.print(line, soft_wrap=True, highlight=False)
     if any(isinstance(r, str) or r.error for r, _ in rows):
         raise typer.Exit(1)
@@ -310,6 +260,7 @@ def video(
 def _run_sources(items: list[Path], out: Path, resume: bool, run) -> list:
     """``run(source, folder, progress=...)`` for each source (skipping finished ones with ``resume``);
     one red line per failure, the others go on. Rows for ``_summary_table``."""
+    from lrpose.cli_report import SourceProgress
     from lrpose.video import is_finished, output_names
 
     rows = []
@@ -321,7 +272,7 @@ def _run_sources(items: list[Path], out: Path, resume: bool, run) -> list:
                 continue
             task = bar.add_task(str(src.name), total=None, info="")
             try:
-                summary = run(src, folder, progress=_Progress(bar, task, src.name))
+                summary = run(src, folder, progress=SourceProgress(bar, task, src.name, console))
             except LrposeError as e:
                 err_console.print(Text.assemble(("error: ", "bold red"), str(e)))
                 rows.append((str(src), str(e)))

@@ -278,9 +278,9 @@ def test_negative_threads_is_one_line(picture, tiny, tmp_path, capsys):
 
 
 def test_progress_lines_in_a_log(clip, tiny, tmp_path, monkeypatch, capsys):
-    from lrpose import cli
+    from lrpose import cli_report
 
-    monkeypatch.setattr(cli, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(cli_report, "PROGRESS_EVERY_S", 0.0)
     assert video(clip, tiny, tmp_path, "--no-overlay") == 0
     out = capsys.readouterr().out
     assert "walk.mp4: frame 12/12," in out and "frames/s" in out
@@ -289,12 +289,12 @@ def test_progress_lines_in_a_log(clip, tiny, tmp_path, monkeypatch, capsys):
 def test_summary_table_fits_80_columns(tmp_path):
     from rich.console import Console
 
-    from lrpose.cli import _summary_table
+    from lrpose.cli_report import summary_table
     from tests.test_results import summary
 
     rows = [(summary(source="/very/long/path/to/a/camera/recording_2024_05_01.mp4"), str(tmp_path / "results" / "recording"))]
     console = Console(width=80, record=True, color_system=None)
-    console.print(_summary_table(rows))
+    console.print(summary_table(rows))
     lines = console.export_text().splitlines()
     assert max(map(len, lines)) <= 80
     header = next(line for line in lines if "source" in line)
