@@ -143,4 +143,38 @@ def read_body_file(path: Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise AssetFormatError(f"{path} is not an SMPL-format body file: missing {', '.join(missing)}")
+    problem = shape_problem(data)
+    if problem:
+        raise AssetFormatError(f"{path} is not a consistent SMPL-format body file: {problem}")
     return data
+
+
+def shape_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with the array shapes of an SMPL-format dict (V vertices, J joints), or None:
+    ``v_template`` (V, 3), ``shapedirs`` (V, 3, K), ``J_regressor`` (J, V), ``weights`` (V, J),
+    ``kintree_table`` (2, J), ``f`` (F, 3) indices below V, ``posedirs`` (if any) (V, 3, P)."""
+    try:
+        arrays = {k: np.asarray(data[k]) for k in REQUIRED_KEYS}
+    except (TypeError, ValueError) as e:
+        return f"an array cannot be read ({e})"
+    if any(a.dtype.kind not in "biuf" for a in arrays.values()):
+        return "an array is not numeric"
+    shapes = {k: a.shape for k, a in arrays.items()}
+    v_template, n_joints = shapes["v_template"], shapes["J_regressor"][0] if arrays["J_regressor"].ndim == 2 else -1
+    n_verts = v_template[0] if len(v_template) == 2 and v_template[1] == 3 else -1
+    expected = {
+        "v_template": (n_verts, 3), "J_regressor": (n_joints, n_verts), "weights": (n_verts, n_joints),
+        "kintree_table": (2, n_joints), "f": (shapes["f"][0] if shapes["f"] else -1, 3),
+    }  # fmt: skip
+    if n_verts <= 0 or n_joints <= 0:
+        return f"v_template {v_template} and J_regressor {shapes['J_regressor']} must be (V, 3) and (J, V)"
+    for key, want in expected.items():
+        if shapes[key] != want:
+            return f"{key} has shape {shapes[key]}, expected {want} (V = {n_verts} vertices, J = {n_joints} joints)"
+    if len(shapes["shapedirs"]) != 3 or shapes["shapedirs"][:2] != (n_verts, 3):
+        return f"shapedirs has shape {shapes['shapedirs']}, expected ({n_verts}, 3, K)"
+    if "posedirs" in data and np.asarray(data["posedirs"]).shape[:2] != (n_verts, 3):
+        return f"posedirs has shape {np.asarray(data['posedirs']).shape}, expected ({n_verts}, 3, P)"
+    if arrays["f"].size and (arrays["f"].min() < 0 or arrays["f"].max() >= n_verts):
+        return f"faces (f) index vertices outside 0..{n_verts - 1}"
+    return None

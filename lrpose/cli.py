@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lrpose import __version__
+from lrpose import threads as _threads  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from lrpose.errors import LrposeError
 
 console = Console()
@@ -52,6 +53,10 @@ RefineOpt = Annotated[bool, typer.Option("--refine/--no-refine", help="Fit the b
 RefineItersOpt = Annotated[int, typer.Option("--refine-iters", help="Levenberg-Marquardt iterations of the keypoint fit.")]
 REFINE_MIN_HEIGHT = 40.0
 """``RefineConfig.min_height`` (a test checks they agree; the CLI does not import torch to parse options)."""
+ThreadsOpt = Annotated[
+    int,
+    typer.Option("--threads", help="CPU threads for torch and OpenCV; 0: the cores not busy with other work (1 on a loaded machine)."),
+]
 RefineMinHeightOpt = Annotated[
     float,
     typer.Option("--refine-min-height", help="Fit only people whose box is at least this tall (px); smaller keep the network's body."),
@@ -180,35 +185,15 @@ def _refiner(body, refine: bool, iters: int, min_height: float):
     return Refiner(body, RefineConfig(iters=iters, min_height=min_height)) if refine else None
 
 
-def _summary_table(rows: list) -> Table:
-    """One row per source: a ``(RunSummary, folder)`` pair, or ``(source, error)`` for one that failed."""
-    table = Table(title="lrpose video")
-    for col in ("source", "frames", "people", "persons per range 0-4", "fps", "slowest stages (s)", "result"):
-        table.add_column(col, overflow="fold")
-    for r, where in rows:
-        if isinstance(r, str):
-            table.add_row(r, "-", "-", "-", "-", "-", Text("failed: " + where, style="red"))
-            continue
-        stages = sorted(r.seconds_per_stage.items(), key=lambda kv: -kv[1])[:4]
-        hist = " ".join(str(v) for v in r.person_frames_per_range.values())
-        status = Text("error: " + r.error, style="red") if r.error else Text(where, style="green")
-        table.add_row(
-            r.source, str(r.frames), str(r.people), hist, f"{r.frames_per_second}", ", ".join(f"{k} {v:.1f}" for k, v in stages), status
-        )
-    return table
-
-
-def _report(bar, task, done: int, total: int, text: str) -> None:
-    bar.update(task, completed=done, total=total, info=text)
-
-
 @app.command()
 def video(
     sources: Annotated[list[Path], typer.Argument(help="Video files, folders of videos, image folders or images.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder (one sub-folder per source).")] = Path("results"),
     detector: Annotated[str, typer.Option("--detector", help="auto (yolo when its weights are found, else hog) | yolo | hog.")] = "auto",
     detector_weights: Annotated[Path | None, typer.Option("--detector-weights", help="Ultralytics YOLO .pt file.")] = None,
-    boxes: Annotated[Path | None, typer.Option("--boxes", help="JSON boxes per frame instead of a detector.")] = None,
+    boxes: Annotated[
+        Path | None, typer.Option("--boxes", help="JSON boxes per frame instead of a detector: x1,y1,x2,y2 corners in pixels (see README).")
+    ] = None,
     det_size: Annotated[int, typer.Option("--det-size", help="Detector input size (longer side, px); larger finds smaller people.")] = 1280,
     det_conf: Annotated[float | None, typer.Option("--det-conf", help="Detector score threshold (yolo 0.25, hog 0.3).")] = None,
     det_stride: Annotated[int, typer.Option("--det-stride", help="Detect every k-th frame; the tracker bridges the rest.")] = 1,
@@ -240,6 +225,7 @@ def video(
     ] = None,
     workers: Annotated[int, typer.Option("--workers", help="With --ray and no address: videos processed at once.")] = 2,
     task_cpus: Annotated[int, typer.Option("--task-cpus", help="With --ray: CPU cores (torch threads) per video task.")] = 1,
+    threads: ThreadsOpt = 0,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,
@@ -247,7 +233,9 @@ def video(
 ) -> None:
     """Detect, track and reconstruct every person in videos: tracks/<id>.npz per person, overlay.mp4, summary.json."""
     params = {k: v for k, v in locals().items() if k not in ("sources", "out", "resume", "ray", "ray_address", "workers", "task_cpus")}
+    from lrpose.cli_report import stage_lines, summary_table
     from lrpose.export_tracks import export_run, parse_formats
+    from lrpose.threads import set_threads
     from lrpose.video import expand_sources
 
     _video_configs(params)  # bad options fail here, before any video (or Ray) starts
@@ -259,6 +247,7 @@ def video(
         rows = run_on_ray(items, out, resume, params, RaySettings(ray_address, workers, task_cpus))
         body = load_body_for(config, smpl, gender, standin) if formats else None
     else:
+        set_threads(threads)
         run, body = video_runner(params)
         rows = _run_sources(items, out, resume, run)
     for summary, folder in rows if formats else []:
@@ -268,7 +257,9 @@ def video(
                 f"exported {', '.join(str(f) for f in files[:2])}{f' and {len(files) - 2} more' if len(files) > 2 else ''}", soft_wrap=True
             )
     if rows:
-        console.print(_summary_table(rows))
+        console.print(summary_table(rows))
+        for line in stage_lines(rows):
+            console.print(line, soft_wrap=True, highlight=False)
     if any(isinstance(r, str) or r.error for r, _ in rows):
         raise typer.Exit(1)
 
@@ -315,7 +306,8 @@ def video_runner(params: dict):  # noqa: ANN201 - (run, body)
 
 def _run_sources(items: list[Path], out: Path, resume: bool, run) -> list:
     """``run(source, folder, progress=...)`` for each source (skipping finished ones with ``resume``);
-    one red line per failure, the others go on. Rows for ``_summary_table``."""
+    one red line per failure, the others go on. Rows for ``cli_report.summary_table``."""
+    from lrpose.cli_report import SourceProgress
     from lrpose.video import is_finished, output_names
 
     rows = []
@@ -327,7 +319,7 @@ def _run_sources(items: list[Path], out: Path, resume: bool, run) -> list:
                 continue
             task = bar.add_task(str(src.name), total=None, info="")
             try:
-                summary = run(src, folder, progress=partial(_report, bar, task))
+                summary = run(src, folder, progress=SourceProgress(bar, task, src.name, console))
             except LrposeError as e:
                 err_console.print(Text.assemble(("error: ", "bold red"), str(e)))
                 rows.append((str(src), str(e)))
@@ -347,7 +339,12 @@ def image(
     path: Annotated[Path, typer.Argument(help="Image of one person (or a crop around them).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("results"),
     box: Annotated[
-        str | None, typer.Option("--box", help="Person box x1,y1,x2,y2 in pixels; default: the whole image is the crop.")
+        str | None,
+        typer.Option(
+            "--box",
+            help="Person box x1,y1,x2,y2: left, top, right, bottom corners in pixels (not x,y,w,h); clipped to the image. "
+            "Default: the whole image is the crop.",
+        ),
     ] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="RSC-Net checkpoint (lrpose, official RSC-Net.pt or SPIN).")] = None,
     save_verts: Annotated[bool, typer.Option("--save-verts", help="Also store the mesh vertices in the .npz.")] = False,
@@ -363,6 +360,7 @@ def image(
     refine: RefineOpt = True,
     refine_iters: RefineItersOpt = 10,
     refine_min_height: RefineMinHeightOpt = REFINE_MIN_HEIGHT,
+    threads: ThreadsOpt = 0,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
     standin: StandinOpt = None,
@@ -375,10 +373,12 @@ def image(
     from lrpose.io import read_image
     from lrpose.pipeline import Pipeline, PipelineConfig
     from lrpose.results import RunInfo
+    from lrpose.threads import set_threads
 
+    set_threads(threads)
     pipe_cfg = PipelineConfig(box_scale=box_scale)  # bad options fail before any file is read
     picture = read_image(path)
-    person_box = parse_box(box, picture.shape[1], picture.shape[0])  # bad input fails before any network loads
+    person_box = parse_box(box, picture.shape[1], picture.shape[0], note)  # bad input fails before any network loads
     keypoints, det_line = None, "none"
     if detector is not None:
         from lrpose.detect import find_person, make_detector
@@ -398,7 +398,8 @@ def image(
     if est.refined:
         console.print(f"fitted to the detector's keypoints: {est.kp_residual[0]:.1f} -> {est.kp_residual[1]:.1f} px", soft_wrap=True)
     console.print(
-        f"{path}: person crop {est.native_size} px -> range {est.range_index} | body {body.body_id} | "
+        f"{path}: person box {est.box_xyxy[3] - est.box_xyxy[1]:.0f} px tall, crop {est.native_size} px -> range {est.range_index} | "
+        f"body {body.body_id} | "
         f"checkpoint {info.checkpoint_id} -> {', '.join(str(f) for f in result.files)}",
         soft_wrap=True,
     )
@@ -419,6 +420,12 @@ def main(argv: list[str] | None = None) -> int:
         if _state["debug"]:
             traceback.print_exc()
         err_console.print(Text.assemble(("error: ", "bold red"), str(e)))
+        return 1
+    except OSError as e:  # a file system fault no library call turned into an LrposeError: still one line
+        if _state["debug"]:
+            traceback.print_exc()
+        where = f"{e.filename}: " if e.filename else ""
+        err_console.print(Text.assemble(("error: ", "bold red"), f"{where}{e.strerror or e}"))
         return 1
     return 0
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lrpose.cli import ConfigOpt, SmplOpt, StandinOpt, app, console, load_body_for, note, progress_bar, train_app
+from lrpose.cli import ConfigOpt, SmplOpt, StandinOpt, ThreadsOpt, app, console, load_body_for, note, progress_bar, train_app
 from lrpose.cli import _body_config as body_config
 from lrpose.resolution import EVAL_SIZES
 
@@ -52,6 +52,7 @@ def evaluate(
     limit: Annotated[int | None, typer.Option("--limit", help="Evaluate the first N samples only.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the table as JSON.")] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the table as CSV.")] = None,
+    threads: ThreadsOpt = 0,
     smpl: SmplOpt = None,
     standin: StandinOpt = None,
     config: ConfigOpt = None,
@@ -62,7 +63,9 @@ def evaluate(
     from lrpose.files import save_csv, save_json
     from lrpose.metrics import PELVIS_MODES
     from lrpose.resolution import DEGRADE_METHODS
+    from lrpose.threads import set_threads
 
+    set_threads(threads)
     check_choice("task", task, ("pose", "temporal", "texture"))
     check_choice("degrade", degrade, DEGRADE_METHODS)
     check_choice("pelvis", pelvis, PELVIS_MODES)

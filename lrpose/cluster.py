@@ -36,17 +36,10 @@ class RaySettings:
 
 def _task(params: dict, source: str, folder: str, task_cpus: int):  # noqa: ANN202 - (RunSummary | None, error | None)
     """A Ray task: one video into ``folder`` with the options ``params``; never raises for bad input."""
-    import torch
-
     from lrpose import cli
+    from lrpose.threads import set_threads
 
-    torch.set_num_threads(task_cpus)
-    try:
-        import cv2
-
-        cv2.setNumThreads(task_cpus)
-    except ImportError:
-        pass
+    set_threads(task_cpus)  # the task's reserved cores, for torch and OpenCV alike
     key = repr(sorted(params.items()))
     try:
         if key not in _RUNNERS:
@@ -76,7 +69,7 @@ def _connect(settings: RaySettings):  # noqa: ANN202 - the ray module
 
 
 def run_on_ray(items: list[Path], out: Path, resume: bool, params: dict, settings: RaySettings) -> list:
-    """Every video in ``items`` as a Ray task; rows for ``cli._summary_table`` in the order of ``items``."""
+    """Every video in ``items`` as a Ray task; rows for ``cli_report.summary_table`` in the order of ``items``."""
     from lrpose.cli import console, err_console, progress_bar
     from lrpose.files import save_json
     from lrpose.results import read_summary

@@ -13,6 +13,7 @@ the README ("Differences from the official demos").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -51,17 +52,19 @@ class SquareCrop:
 
 
 def validate_box(box_xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Check a user box against a ``width`` x ``height`` image; InputError when unusable."""
+    """Check a user box against a ``width`` x ``height`` image and clip it to the image (a huge box
+    must not become a huge crop); InputError when unusable."""
     box = np.asarray(box_xyxy, np.float64).reshape(-1)
     if box.shape != (4,) or not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
         raise InputError(f"invalid box {box.tolist()}: need four numbers x1,y1,x2,y2 with x2 > x1 and y2 > y1")
     if box[0] >= width or box[1] >= height or box[2] <= 0 or box[3] <= 0:
-        raise InputError(f"box {box.tolist()} lies outside the {width}x{height} image")
-    return box
+        raise InputError(f"box {box.tolist()} (x1,y1,x2,y2 in pixels) lies outside the {width}x{height} image")
+    return np.array([max(box[0], 0.0), max(box[1], 0.0), min(box[2], float(width)), min(box[3], float(height))])
 
 
-def parse_box(text: str | None, width: int, height: int) -> np.ndarray | None:
-    """``--box`` text ``x1,y1,x2,y2`` (pixels) -> a checked (4,) box for a ``width`` x ``height`` image; None stays None."""
+def parse_box(text: str | None, width: int, height: int, warn: Callable[[str], None] | None = None) -> np.ndarray | None:
+    """``--box`` text ``x1,y1,x2,y2`` (corners in pixels) -> a checked (4,) box clipped to a ``width`` x
+    ``height`` image (``warn`` gets one line when it had to be clipped); None stays None."""
     if text is None:
         return None
     try:
@@ -69,8 +72,11 @@ def parse_box(text: str | None, width: int, height: int) -> np.ndarray | None:
     except ValueError:
         vals = []
     if len(vals) != 4 or not (vals[2] > vals[0] and vals[3] > vals[1]):
-        raise InputError(f"--box must be x1,y1,x2,y2 with x2 > x1 and y2 > y1, got '{text}'")
-    return validate_box(np.array(vals), width, height)
+        raise InputError(f"--box must be x1,y1,x2,y2 (corners in pixels) with x2 > x1 and y2 > y1, got '{text}'")
+    box = validate_box(np.array(vals), width, height)
+    if warn is not None and not np.array_equal(box, vals):
+        warn(f"note: --box {text} reaches past the {width}x{height} image; clipped to {','.join(f'{v:g}' for v in box)}")
+    return box
 
 
 def check_box_scale(scale: float) -> float:

@@ -26,6 +26,7 @@ import numpy as np
 
 from lrpose import assets
 from lrpose.errors import AssetFormatError, InputError
+from lrpose.plausible import SceneSizeCheck
 from lrpose.types import Detections
 
 EMPTY = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
@@ -73,27 +74,63 @@ class BoxesFile:
             raw = json.loads(path.read_text())
         except FileNotFoundError:
             raise InputError(f"--boxes {path} does not exist") from None
+        except IsADirectoryError:
+            raise InputError(f"--boxes {path} is a folder; give the JSON file") from None
+        except OSError as e:
+            raise InputError(f"--boxes {path} cannot be read: {e.strerror or e}") from None
         except (ValueError, UnicodeDecodeError) as e:
             raise InputError(f"--boxes {path} is not valid JSON ({e})") from None
         frames = raw.get("frames") if isinstance(raw, dict) else dict(enumerate(raw)) if isinstance(raw, list) else None
         if not isinstance(frames, dict):
             raise InputError(f"--boxes {path}: expected {{'frames': {{index: [[x1, y1, x2, y2], ...]}}}} or a list per frame")
+        self.path = path
         self._frames: dict[int, Detections] = {}
         self.dropped_keypoints = 0
         """Keypoints ignored so far because they were not finite or lay outside the frame."""
+        self.used = 0
+        """Boxes handed out so far (inside the frame after clipping)."""
+        self.clipped = 0
+        """Boxes handed out so far that reached past the frame and were clipped to it."""
+        self._size: tuple[int, int] | None = None
         for key, rows in frames.items():
             try:
                 index = int(key)
             except (ValueError, TypeError):
                 raise InputError(f"--boxes {path}: frame key {key!r} is not a frame index") from None
+            if index < 0:
+                raise InputError(f"--boxes {path}: frame index {index} is negative (frames count from 0)")
             self._frames[index] = _json_rows(rows, f"--boxes {path}: frame {key}")
+        self.total = sum(len(d.boxes_xyxy) for d in self._frames.values())
 
     def __call__(self, image: np.ndarray, frame_index: int) -> Detections:
         d = self._frames.get(frame_index, EMPTY)
-        out = _clean(d.boxes_xyxy, d.scores, image.shape[1], image.shape[0], 0.0, d.keypoints)
+        self._size = (image.shape[1], image.shape[0])
+        b, (h, w) = d.boxes_xyxy, image.shape[:2]
+        out = _clean(b, d.scores, w, h, 0.0, d.keypoints)
+        self.used += len(out.boxes_xyxy)
+        inside = (b[:, 0] < w) & (b[:, 1] < h) & (b[:, 2] > 0) & (b[:, 3] > 0)
+        self.clipped += int((inside & ((b[:, :2] < 0).any(1) | (b[:, 2] > w) | (b[:, 3] > h))).sum())
         if d.keypoints is not None:  # keypoints that _clean had to drop (NaN or outside the frame)
             self.dropped_keypoints += int(((out.keypoints[..., 2] == 0) & (d.keypoints[..., 2] > 0)).sum())
         return out
+
+    def counts(self) -> tuple[int, int]:
+        """(``used``, ``clipped``) so far: take them before a source, give them to ``report`` after it."""
+        return self.used, self.clipped
+
+    def report(self, frames: int, before: tuple[int, int]) -> list[str]:
+        """Warnings for one source of ``frames`` frames (``before``: ``counts()`` at its start): the
+        file's boxes that fell outside it (past its last frame or outside the image) or were clipped."""
+        late = sum(len(d.boxes_xyxy) for i, d in self._frames.items() if i >= frames)
+        used, clipped = self.used - before[0], self.clipped - before[1]
+        if self.total and not used:
+            size = f"{self._size[0]}x{self._size[1]} " if self._size else ""
+            return [f"none of the {self.total} boxes in --boxes {self.path} lies inside this {size}video's {frames} frames "
+                    f"({late} on frames past its end; boxes are x1,y1,x2,y2 pixels, frames count from 0)"]  # fmt: skip
+        lines = [f"{late} of the {self.total} boxes in --boxes {self.path} are on frames past this video's {frames} frames"] if late else []
+        if clipped:
+            lines.append(f"{clipped} box(es) in --boxes {self.path} reached past the frame edge and were clipped to it")
+        return lines
 
 
 def _json_rows(rows: object, where: str) -> Detections:
@@ -128,7 +165,9 @@ def _json_rows(rows: object, where: str) -> Detections:
 class HogDetector:
     """OpenCV HOG + linear SVM people detector (Dalal-Triggs), run on the frame resized so its longer
     side is ``det_size`` pixels: HOG's 64x128 window holds a ~96 px person, so upscaling 640-px
-    frames to 1280 finds people ~50 px tall. Scores are the SVM margins squashed to (0, 1)."""
+    frames to 1280 finds people ~50 px tall. Scores are the SVM margins squashed to (0, 1). Boxes
+    whose size does not fit the scene (``lrpose.plausible.SceneSizeCheck``) are dropped; call
+    ``new_scene()`` before another video."""
 
     name = "hog"
 
@@ -136,6 +175,11 @@ class HogDetector:
         self.det_size, self.conf, self.min_height = det_size, conf, min_height
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self.scene = SceneSizeCheck()
+
+    def new_scene(self) -> None:
+        """Forget the sizes seen so far (the next frames come from another camera)."""
+        self.scene = SceneSizeCheck()
 
     def __call__(self, image: np.ndarray, frame_index: int) -> Detections:
         h, w = image.shape[:2]
@@ -154,7 +198,7 @@ class HogDetector:
         boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1) / scale
         keep = _nms(boxes, scores, 0.4)
         keep = keep[scores[keep] >= self.conf]
-        return _clean(boxes[keep], scores[keep], w, h, self.min_height)
+        return self.scene(_clean(boxes[keep], scores[keep], w, h, self.min_height), h)
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:

@@ -1,6 +1,10 @@
 """Atomic file writing: every file is written to a temporary name in the same folder, then renamed,
 so an interrupted run never leaves a half-written output. What the files hold is ``lrpose.results``'s
-(run outputs) and ``lrpose.models.checkpoint``'s (networks) business."""
+(run outputs) and ``lrpose.models.checkpoint``'s (networks) business.
+
+Output faults (read-only file system, a file where a folder should be, a full disk) become one
+``InputError`` line naming the path and the problem (``output_error``); the temporary file is
+removed. ``FolderLock`` keeps two runs out of one results folder."""
 
 from __future__ import annotations
 
@@ -23,19 +27,52 @@ def current_umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + ``os.replace``)."""
-    path = Path(path)
+def output_error(path: Path, error: OSError) -> InputError:
+    """The one-line error for an output ``path`` that cannot be written."""
+    return InputError(f"cannot write {path}: {error.strerror or error}")
+
+
+def make_folder(folder: Path) -> Path:
+    """Create ``folder`` (and its parents); InputError naming the culprit when a file stands in the way
+    or the file system refuses (read-only, no permission, full)."""
+    folder = Path(folder)
+    for parent in [folder, *folder.parents]:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise InputError(f"cannot write to {folder}: {parent} is a file, not a folder")
+            break
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise output_error(folder, e) from None
+    return folder
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to the open file ``fd`` (unbuffered: a full disk raises here)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + ``os.replace``); InputError on output faults."""
+    path = Path(path)
+    make_folder(path.parent)
+    try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
-        raise InputError(f"cannot write to {path.parent}: {e.strerror or e}") from None
+        raise output_error(path, e) from None
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; outputs get normal permissions
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise output_error(path, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -81,3 +118,63 @@ def save_csv(path: Path, records: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(records)
     atomic_write_bytes(path, buf.getvalue().encode())
+
+
+LOCK_NAME = ".lrpose.lock"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FolderLock:
+    """``with FolderLock(folder):`` one run at a time in ``folder``: ``<folder>/.lrpose.lock`` holds
+    the owner's PID; a second run gets an InputError; a lock left by a dead process is taken over."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = make_folder(folder) / LOCK_NAME
+
+    def acquire(self) -> None:
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and pid != os.getpid() and _alive(pid):
+                    raise InputError(
+                        f"{self.path.parent} is in use by another lrpose run (process {pid}); wait for it or use another --out"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except OSError as e:
+                raise output_error(self.path, e) from None
+            try:
+                _write_all(fd, str(os.getpid()).encode())
+            finally:
+                os.close(fd)
+            return
+        raise InputError(f"could not take the lock {self.path}")
+
+    def release(self) -> None:
+        try:
+            if self.path.read_text().strip() == str(os.getpid()):
+                self.path.unlink()
+        except OSError:
+            pass
+
+    def __enter__(self) -> FolderLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

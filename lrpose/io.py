@@ -4,6 +4,7 @@ uint8 RGB. Nothing is ever loaded whole."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import cv2
 import numpy as np
 
 from lrpose.errors import InputError
-from lrpose.files import current_umask
+from lrpose.files import current_umask, make_folder, output_error
 from lrpose.types import Frame
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -126,11 +127,18 @@ class VideoWriter:
         if width % 2 or height % 2:
             raise InputError(f"video size must be even for H.264, got {width}x{height}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".mp4", dir=self.path.parent)
-        os.close(fd)
+        make_folder(self.path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".mp4", dir=self.path.parent)
+            os.close(fd)
+        except OSError as e:
+            raise output_error(self.path, e) from None
         self._tmp = Path(tmp)
-        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        try:
+            self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        except (OSError, av.error.FFmpegError) as e:
+            self._tmp.unlink(missing_ok=True)
+            raise self._error(e) from None
         self._stream = self._container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p"
@@ -140,22 +148,33 @@ class VideoWriter:
     def write(self, rgb: np.ndarray) -> None:
         """Append one (H, W, 3) uint8 RGB frame."""
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except (OSError, av.error.FFmpegError) as e:
+            raise self._error(e) from None
         self.frames += 1
 
     def close(self) -> None:
-        """Flush, close and move the file into place."""
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        os.chmod(self._tmp, 0o666 & ~current_umask())
-        os.replace(self._tmp, self.path)
+        """Flush, close and move the file into place (InputError, and no file, on an output fault)."""
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            os.chmod(self._tmp, 0o666 & ~current_umask())
+            os.replace(self._tmp, self.path)
+        except (OSError, av.error.FFmpegError) as e:
+            self._tmp.unlink(missing_ok=True)
+            raise self._error(e) from None
+
+    def _error(self, e: Exception) -> InputError:
+        return output_error(self.path, e) if isinstance(e, OSError) else InputError(f"cannot write {self.path}: {e}")
 
     def abort(self) -> None:
         """Drop the partial file."""
         try:
-            self._container.close()
+            with contextlib.suppress(OSError, av.error.FFmpegError):
+                self._container.close()
         finally:
             self._tmp.unlink(missing_ok=True)
 

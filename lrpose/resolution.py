@@ -8,7 +8,10 @@ network use it) with its two methods (``DEGRADE_METHODS``):
   0-255 and rounded to uint8 (scipy's ``bytescale``), Pillow bicubic down to the side, Pillow bicubic
   back up (``lrpose eval``'s default).
 
-Ranges by the side of the person crop in source pixels (the official code's thresholds):
+Ranges are chosen by the side of the person crop in source pixels, not by the person's height: the
+crop (the person box padded ``--box-scale``, 1.2x, or the whole image given as a crop) is what the
+network sees and what RSC-Net degrades to each resolution in training and in the official
+evaluation, so a person h px tall in a tight box is in the range of 1.2 h. Thresholds (the official code's):
 ``>= 224 -> 0``, ``[128, 224) -> 1``, ``[64, 128) -> 2``, ``[40, 64) -> 3``, ``< 40 -> 4``.
 The paper trains down to 24 px; smaller crops still use range 4 but are flagged.
 Evaluation uses the middle of each training range: 224, 176, 96, 52, 32.

@@ -189,7 +189,9 @@ class RunSummary:
     fps: float
     width: int
     height: int
-    people: int
+    kept_tracks: int
+    """Tracks written (a person who leaves and comes back, or whose track breaks, counts more than once;
+    ``people`` in older summaries, still read)."""
     tracks: list[dict[str, Any]]
     """One ``{"id", "frames", "file"}`` per kept track."""
     dropped_short_tracks: int
@@ -226,6 +228,8 @@ class RunSummary:
     @classmethod
     def from_json(cls, text: str) -> RunSummary:
         data = json.loads(text)
+        if "people" in data and "kept_tracks" not in data:  # older summaries called the track count "people"
+            data["kept_tracks"] = data.pop("people")
         known = {f.name for f in fields(cls)} - {"extra"}
         return cls(**{k: v for k, v in data.items() if k in known}, extra={k: v for k, v in data.items() if k not in known})
 

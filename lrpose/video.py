@@ -24,6 +24,7 @@ import torch
 from lrpose.body import BodyModel
 from lrpose.config import check_choice, check_minimums
 from lrpose.crops import cut_square, square_from_box
+from lrpose.files import FolderLock, make_folder
 from lrpose.geometry import axis_angle_to_rotmat, focal_for
 from lrpose.io import FrameSource, VideoWriter
 from lrpose.pipeline import Pipeline, StageTimer
@@ -107,8 +108,12 @@ class TrackTextures:
             save_textured_mesh(folder / f"{track_id:04d}.obj", self.body, best[1], fusion.result())
 
 
-def _draw(result: FrameResult, store: TrackWriter, faces: torch.Tensor, focal: float, backend: str) -> np.ndarray:
-    people = [p for p in result.people if store.drawable(p.track_id, result.frame.index)]
+MAX_DRAWN_GAP = 3
+"""The overlay draws a person on frames the tracker only predicted when the gap is at most this long."""
+
+
+def _draw(result: FrameResult, store: TrackWriter, faces: torch.Tensor, focal: float, backend: str, hidden: set[int]) -> np.ndarray:
+    people = [p for p in result.people if p.track_id not in hidden and store.drawable(p.track_id, result.frame.index)]
     image = result.frame.image
     if not people:
         return image
@@ -150,11 +155,12 @@ def _size(path: Path) -> int | None:
 
 
 def _fresh_folder(folder: Path) -> Path:
-    """``folder/tracks`` emptied of a previous run's results (a rerun replaces them) and no summary."""
-    tracks_dir = folder / "tracks"
-    tracks_dir.mkdir(parents=True, exist_ok=True)
-    for old in [*tracks_dir.glob("*.npz"), *tracks_dir.glob("*.obj"), *tracks_dir.glob("*.mtl"), *tracks_dir.glob("*.png")]:
-        old.unlink()
+    """``folder/tracks`` emptied of a previous run's results (a rerun replaces them), no summary, and
+    no temporary files a killed run left (``.overlay.*.mp4``, ``.*.tmp``; safe: the caller holds the lock)."""
+    tracks_dir = make_folder(folder / "tracks")
+    for old in [*tracks_dir.glob("*.npz"), *tracks_dir.glob("*.obj"), *tracks_dir.glob("*.mtl"), *tracks_dir.glob("*.png"),
+                *tracks_dir.glob(".*.tmp"), *folder.glob(".*.tmp"), *folder.glob(".overlay.*.mp4")]:  # fmt: skip
+        old.unlink(missing_ok=True)
     (folder / "summary.json").unlink(missing_ok=True)
     return tracks_dir
 
@@ -171,11 +177,22 @@ def process_video(
 ) -> RunSummary:
     """Run the pipeline on one source into ``folder``; returns the summary (also in summary.json).
 
-    Raises InputError before writing anything when the source cannot be opened.
+    Raises InputError before writing anything when the source cannot be opened, when another run
+    holds ``folder`` (``FolderLock``) or when ``folder`` cannot be written; an output fault mid-run
+    raises InputError too, keeping the tracks already written and no partial file.
     """
-    t_start = time.perf_counter()
     source = FrameSource(source_path)
+    with FolderLock(folder):
+        return _process(source_path, source, folder, pipeline, body, info, options, progress, texture_net)
+
+
+def _process(source_path: Path, source: FrameSource, folder: Path, pipeline: Pipeline, body: BodyModel, info: RunInfo,
+             options: VideoOptions, progress: Callable[[int, int, str], None] | None, texture_net) -> RunSummary:  # fmt: skip
+    t_start = time.perf_counter()
     dropped_before = getattr(pipeline.detector, "dropped_keypoints", 0)  # the detector may serve several sources
+    boxes_before = pipeline.detector.counts() if hasattr(pipeline.detector, "counts") else None  # --boxes
+    if hasattr(pipeline.detector, "new_scene"):  # HOG's size check learns each camera's scene anew
+        pipeline.detector.new_scene()
     timer = pipeline.timer = StageTimer()
     tracks_dir = _fresh_folder(folder)
     meta = {
@@ -214,6 +231,8 @@ def process_video(
     dropped = getattr(pipeline.detector, "dropped_keypoints", 0) - dropped_before
     if dropped:
         summary.warnings.append(f"{dropped} detector keypoint(s) were not finite or outside the frame and were ignored")
+    if boxes_before is not None:  # --boxes: boxes that never landed in this video, or were clipped
+        summary.warnings.extend(pipeline.detector.report(frames, boxes_before))
     summary.save(folder)
     return summary
 
@@ -227,6 +246,8 @@ class _Overlay:
         self.writer, self.store, self.faces, self.focal = writer, store, faces, focal
         self.enabled, self.backend, self.delay, self.timer = writer is not None, options.render_backend, delay, timer
         self.queue: deque[FrameResult] = deque()
+        self.last_seen: dict[int, int] = {}
+        """track id -> last frame (drawn so far) where the detector saw it."""
 
     def push(self, result: FrameResult) -> None:
         if not self.enabled:
@@ -239,9 +260,23 @@ class _Overlay:
         while self.queue:
             self._flush(self.queue.popleft())
 
+    def _hidden(self, result: FrameResult) -> set[int]:
+        """Tracks only predicted on this frame within a gap longer than ``MAX_DRAWN_GAP`` frames
+        (the gap's end is looked up in the queued later frames)."""
+        hidden = set()
+        for p in result.people:
+            if p.observed:
+                self.last_seen[p.track_id] = result.frame.index
+                continue
+            ahead = (r.frame.index for r in self.queue for q in r.people if q.track_id == p.track_id and q.observed)
+            end = next(ahead, (self.queue[-1].frame.index if self.queue else result.frame.index) + 1)
+            if end - self.last_seen.get(p.track_id, result.frame.index - 1) - 1 > MAX_DRAWN_GAP:
+                hidden.add(p.track_id)
+        return hidden
+
     def _flush(self, result: FrameResult) -> None:
         with self.timer("render"):
-            drawn = _draw(result, self.store, self.faces, self.focal, self.backend)
+            drawn = _draw(result, self.store, self.faces, self.focal, self.backend, self._hidden(result))
         with self.timer("encode"):
             self.writer.write(_even(drawn))
 
@@ -250,7 +285,7 @@ def _summary(source_path: Path, source: FrameSource, frames: int, store: TrackWr
              total: float) -> RunSummary:  # fmt: skip
     return RunSummary(
         source=str(source_path), source_bytes=_size(source_path), frames=frames, fps=source.fps, width=source.width,
-        height=source.height, people=len(store.kept),
+        height=source.height, kept_tracks=len(store.kept),
         tracks=[{"id": i, "frames": store.lengths[i], "file": f"tracks/{i:04d}.npz"} for i in sorted(store.kept)],
         dropped_short_tracks=store.dropped, person_frames_per_range=RunSummary.ranges_histogram(store.ranges),
         detector=info.detector, temporal=info.temporal, checkpoint=info.checkpoint_id, body_model=info.body_id,

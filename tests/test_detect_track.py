@@ -163,3 +163,22 @@ def test_find_person_takes_the_largest_and_says_when_there_is_none():
     assert box.tolist() == [5, 5, 40, 60] and kp[0, 0] == 1
     with pytest.raises(InputError, match="no person"):
         find_person(Fake([]), np.zeros((64, 64, 3), np.uint8))
+
+
+def test_scene_size_check_rejects_giants_and_forgets_between_videos():
+    from lrpose.detect import HogDetector
+    from lrpose.plausible import SceneSizeCheck
+    from lrpose.types import Detections
+
+    check = SceneSizeCheck()
+    for k in range(8):  # people ~60 px tall with their feet near y = 300, ~30 px near y = 150
+        check(Detections(np.array([[10.0 * k, 240, 10.0 * k + 20, 300], [5.0 * k, 120, 5.0 * k + 10, 150]], np.float32), np.ones(2)), 480)
+    giant = np.array([[100, 30, 190, 300], [300, 242, 320, 301], [400, 60, 420, 150]], np.float32)
+    out = check(Detections(giant, np.ones(3, np.float32)), 480)
+    assert out.boxes_xyxy.tolist() == [[300, 242, 320, 301]] and check.rejected == 2
+    far = check(Detections(np.array([[0, 400, 10, 470]], np.float32), np.ones(1, np.float32)), 480)
+    assert len(far.boxes_xyxy) == 1  # no neighbours at that height yet: accepted
+    hog = HogDetector()
+    hog.scene.rejected = 5
+    hog.new_scene()
+    assert hog.scene.rejected == 0 and len(hog.scene.seen) == 0

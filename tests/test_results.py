@@ -65,7 +65,7 @@ def test_image_file_holds_the_keys_of_one_track_frame(tmp_path):
 
 def summary(**kw) -> RunSummary:
     base = dict(
-        source="a.mp4", source_bytes=10, frames=3, fps=25.0, width=64, height=48, people=1,
+        source="a.mp4", source_bytes=10, frames=3, fps=25.0, width=64, height=48, kept_tracks=1,
         tracks=[{"id": 0, "frames": 3, "file": "tracks/0000.npz"}], dropped_short_tracks=0,
         person_frames_per_range=RunSummary.ranges_histogram(Counter({2: 3})), detector="boxes", temporal="off",
         checkpoint="c:1", body_model="b:2", untrained=False, seconds_per_stage={"network": 0.5}, seconds=1.0, frames_per_second=3.0,
@@ -83,6 +83,14 @@ def test_summary_round_trip_keeps_unknown_keys(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps(data))
     newer = read_summary(tmp_path)
     assert newer.extra == {"written_by": "lrpose 9.9"} and json.loads(newer.to_json()) == data
+
+
+def test_older_summary_people_count_reads_as_kept_tracks(tmp_path):
+    data = json.loads(summary().to_json())
+    data["people"] = data.pop("kept_tracks")
+    (tmp_path / "summary.json").write_text(json.dumps(data))
+    back = read_summary(tmp_path)
+    assert back == summary() and back.kept_tracks == 1 and "people" not in back.extra
 
 
 def test_unreadable_or_incomplete_summary_reads_as_unfinished(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import deque
 from pathlib import Path
 
 import av
@@ -67,7 +68,7 @@ def test_tracks_overlay_and_summary(clip, tiny, tmp_path):
     assert run(clip, tiny, tmp_path, "--min-track", "8", "--save-verts") == 0
     folder = tmp_path / "walk"
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["frames"] == 20 and summary["people"] == 1 and summary["dropped_short_tracks"] == 1  # person 1: 5 frames
+    assert summary["frames"] == 20 and summary["kept_tracks"] == 1 and summary["dropped_short_tracks"] == 1  # person 1: 5 frames
     assert summary["person_frames_per_range"] == {"0": 0, "1": 0, "2": 20, "3": 0, "4": 0}  # kept tracks only
     assert summary["detector"].startswith("boxes") and not summary["untrained"]
     z = np.load(folder / "tracks" / "0000.npz")
@@ -185,7 +186,7 @@ def test_video_without_people_gives_empty_valid_result(tmp_path):
     assert main(["video", str(tmp_path / "empty_scene.mp4"), "--out", str(tmp_path / "o"), "--boxes", str(tmp_path / "none.json")]) == 0
     folder = tmp_path / "o" / "empty_scene"
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["people"] == 0 and summary["frames"] == 6 and list((folder / "tracks").iterdir()) == []
+    assert summary["kept_tracks"] == 0 and summary["frames"] == 6 and list((folder / "tracks").iterdir()) == []
     assert frame_count(folder / "overlay.mp4") == (6, FPS)
 
 
@@ -302,3 +303,20 @@ def test_keypoints_from_boxes_json_are_stored_and_fitted(tmp_path, tiny, capsys)
     assert summary["warnings"] == ["1 detector keypoint(s) were not finite or outside the frame and were ignored"]
     assert "warning: walk.mp4: 1 detector keypoint(s)" in capsys.readouterr().err
     assert main([*args, "--weights", str(tiny), "--no-overlay", "--no-temporal", "--min-track", "5", "--no-refine", "--resume"]) == 0
+
+
+def test_overlay_hides_people_only_predicted_over_long_gaps():
+    from types import SimpleNamespace as NS
+
+    from lrpose.video import MAX_DRAWN_GAP, _Overlay
+
+    seen = {0, 1, 2, 3, 9, 10, 11, 12, 14, 15}  # gaps: 4-8 (5 frames, hidden) and 13 (1 frame, drawn)
+    frames = [NS(frame=NS(index=f), people=[NS(track_id=7, observed=f in seen)]) for f in range(16)]
+    overlay = _Overlay.__new__(_Overlay)
+    overlay.queue, overlay.last_seen = deque(frames), {}
+    hidden = []
+    while overlay.queue:
+        r = overlay.queue.popleft()
+        if overlay._hidden(r):
+            hidden.append(r.frame.index)
+    assert hidden == [4, 5, 6, 7, 8] and MAX_DRAWN_GAP == 3

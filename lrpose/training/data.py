@@ -13,6 +13,8 @@ would have seen, and DDP ranks take disjoint slices of the same batch.
 from __future__ import annotations
 
 import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,12 +62,17 @@ class CropShards:
         self.keys = keys
         counts = []
         for f in self.files:
-            with np.load(f) as z:
+            with _open_shard(f) as z:
                 lacking = [k for k in require if k not in z.files]
                 if lacking:
                     raise InputError(f"{f} lacks {', '.join(lacking)} (synthesise with a body that has UVs, e.g. the stand-in)")
-                counts.append(z["pose"].shape[0])
+                lacking = [k for k in keys if k not in z.files]
+                if lacking:
+                    raise InputError(f"{f} is an incomplete crops shard: it lacks {', '.join(lacking)}")
+                counts.append(_shard_array(f, z, "pose").shape[0])
         self.offsets = np.cumsum([0, *counts])
+        if not self.offsets[-1]:
+            raise InputError(f"the crops shards in {folder} hold no samples")
         self._cache: tuple[int, dict] | None = None
 
     def __len__(self) -> int:
@@ -74,10 +81,33 @@ class CropShards:
     def item(self, i: int) -> dict[str, np.ndarray]:
         k = int(np.searchsorted(self.offsets, i, side="right") - 1)
         if self._cache is None or self._cache[0] != k:
-            with np.load(self.files[k]) as z:
-                self._cache = (k, {n: z[n] for n in self.keys})
+            f = self.files[k]
+            with _open_shard(f) as z:
+                arrays = {n: _shard_array(f, z, n) for n in self.keys}
+            if any(len(v) != self.offsets[k + 1] - self.offsets[k] for v in arrays.values()):
+                raise InputError(f"{f} is not a valid crops shard: its arrays hold different numbers of samples")
+            self._cache = (k, arrays)
         j = i - int(self.offsets[k])
         return {n: v[j] for n, v in self._cache[1].items()}
+
+
+def _open_shard(path: Path):  # noqa: ANN202  (an NpzFile)
+    """``np.load`` of a crops shard (no pickles); InputError naming the file when it is not a readable ``.npz``."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise InputError(f"{path} is not a readable crops shard (.npz): {type(e).__name__}: {e}") from None
+
+
+def _shard_array(path: Path, z, key: str) -> np.ndarray:  # noqa: ANN001
+    """One array of an open shard; InputError naming the file when it is truncated or corrupt."""
+    try:
+        a = z[key]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        raise InputError(f"{path} is a truncated or corrupt crops shard ({key}: {type(e).__name__}: {e})") from None
+    if a.ndim == 0:
+        raise InputError(f"{path} is not a valid crops shard: {key} is a scalar")
+    return a
 
 
 class SyntheticCrops(Dataset):
@@ -106,13 +136,15 @@ class SpinDataset(Dataset):
         try:
             with np.load(npz, allow_pickle=False) as z:
                 self.data = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
-            raise InputError(f"cannot read SPIN annotations {npz}: {e}") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise InputError(f"cannot read SPIN annotations {npz}: {type(e).__name__}: {e}") from None
         missing = [k for k in ("imgname", "center", "scale", "part") if k not in self.data]
         if missing:
             raise InputError(f"{npz} lacks SPIN keys: {', '.join(missing)}")
         self.root = Path(img_root)
         n = len(self.data["imgname"])
+        if n == 0:
+            raise InputError(f"{npz} holds no samples")
         self.has_smpl = self.data.get("has_smpl", np.full(n, 1.0 if "pose" in self.data else 0.0)).astype(np.float32)
         self.genders: list[str] | None = [_gender_code(g) for g in self.data["gender"]] if "gender" in self.data else None
         """Per-sample 'm' / 'f' / '' from the optional ``gender`` array, None without it."""
