@@ -120,5 +120,5 @@ def _entry(result, where: str) -> dict:  # noqa: ANN001
     """One video in ``videos.json``."""
     if isinstance(result, str):
         return {"source": result, "error": where}
-    return {"source": result.source, "folder": where, "frames": result.frames, "people": result.people,
+    return {"source": result.source, "folder": where, "frames": result.frames, "kept_tracks": result.kept_tracks,
             "frames_per_second": result.frames_per_second, "error": result.error}  # fmt: skip
