@@ -1,6 +1,6 @@
 """``lrpose video --ray``: one task per video on a Ray cluster (the only module importing ``ray``).
 
-Each task runs the same setup and loop as the plain command (``cli.video_runner``, built once per
+Each task runs the same setup and loop as the plain command (``cli_video.video_runner``, built once per
 worker process and reused for its next videos) into the video's own results folder, so per-video
 resume, the files and the summaries are exactly those of ``lrpose video``. A video that fails with
 a bad input is reported on one line and the others go on; a task whose worker dies is retried once
@@ -36,14 +36,14 @@ class RaySettings:
 
 def _task(params: dict, source: str, folder: str, task_cpus: int):  # noqa: ANN202 - (RunSummary | None, error | None)
     """A Ray task: one video into ``folder`` with the options ``params``; never raises for bad input."""
-    from lrpose import cli
+    from lrpose import cli_video
     from lrpose.threads import set_threads
 
     set_threads(task_cpus)  # the task's reserved cores, for torch and OpenCV alike
     key = repr(sorted(params.items()))
     try:
         if key not in _RUNNERS:
-            _RUNNERS[key] = cli.video_runner(params)
+            _RUNNERS[key] = cli_video.video_runner(params)
         run, _ = _RUNNERS[key]
         return run(Path(source), Path(folder)), None
     except LrposeError as e:

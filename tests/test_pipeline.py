@@ -95,7 +95,7 @@ class FrontalKeypoints:
 
         from lrpose.body import COCO17_FLIP
         from lrpose.geometry import axis_angle_to_rotmat, focal_for
-        from lrpose.refine import KeypointSkinner, project
+        from lrpose.keypoint_skin import KeypointSkinner, project
 
         pose = torch.zeros(1, 24, 3)
         pose[:, 0, 0] = math.pi

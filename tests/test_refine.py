@@ -11,7 +11,8 @@ import torch
 from lrpose.body import COCO17_FLIP, load_body
 from lrpose.facing import turn_around
 from lrpose.geometry import axis_angle_to_rotmat
-from lrpose.refine import KeypointSkinner, RefineConfig, Refiner, project
+from lrpose.keypoint_skin import KeypointSkinner, project
+from lrpose.refine import RefineConfig, Refiner
 
 F = 5000 / 224 * 640
 C = torch.tensor([319.5, 239.5])

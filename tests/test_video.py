@@ -270,8 +270,8 @@ def test_fused_texture_is_the_weighted_mean_of_the_frames_that_see_a_texel():
 def test_keypoints_from_boxes_json_are_stored_and_fitted(tmp_path, tiny, capsys):
     """Detector keypoints reach the track file; frames with them are refined; nothing is NaN."""
     from lrpose.body import load_body
+    from lrpose.keypoint_skin import KeypointSkinner, project
     from lrpose.models.checkpoint import load_rscnet as load
-    from lrpose.refine import KeypointSkinner, project
 
     body = load_body()
     rot = torch.eye(3).repeat(1, 24, 1, 1)
