@@ -15,8 +15,9 @@ Loss, per person (keypoint residuals in units of the person's box height ``h``):
 - data: confidence-weighted Geman-McClure ``s^2 r^2 / (s^2 + r^2)`` of the 2D reprojection error
   (perspective camera, focal ``focal_px``, principal point at the image centre), so one wrong
   keypoint cannot pull the fit far;
-- prior: ``w * |delta|^2`` towards the network, weaker where the keypoints are confident and
-  the person is large (``w`` scaled by ``1.5 - mean confidence`` and ``clip(80 / h, 0.05, 2)``);
+- prior: ``w * |delta|^2`` towards the network, weaker where the keypoints are confident, the
+  person is large and the network's keypoints differ from the detector's in shape (``w`` scaled by
+  ``1.5 - mean confidence``, ``clip(80 / h, 0.05, 2)`` and ``Refiner._trust``);
 - joint limits: knees and elbows bend one way, the spine does not fold;
 - temporal: the change from the track's previous (already fitted) frame of the keypoints relative to
   the torso (metres) and of the log depth: frames are fitted in order, each anchored to the one before;
@@ -70,6 +71,9 @@ class RefineConfig:
     smooth: float = 2.0
     flip: bool = True
     """Also try the 180-degree-turned start."""
+    trust_shape: float = 0.05
+    """The network's prior is weakened (``Refiner._trust``) where its keypoints differ from the detector's in
+    shape by more than this (units of the height; 0: never)."""
     facing: float = 10.0
     """Cost added to a fit that faces the other way than the keypoints' left/right order clearly says
     (larger than the temporal term's: clear keypoints turn a track that faced the wrong way round)."""
@@ -84,19 +88,8 @@ class RefineConfig:
     """Solve in float32 (about 2x faster than float64; the same fits to ~0.1 px)."""
 
     def __post_init__(self) -> None:
-        check_minimums(
-            self,
-            iters=0,
-            min_keypoints=1,
-            min_conf=0.0,
-            robust_scale=1e-6,
-            prior=0.0,
-            limits=0.0,
-            smooth=0.0,
-            facing=0.0,
-            facing_clear=0.0,
-            facing_memory=0.0,
-        )
+        minimums = {"iters": 0, "min_keypoints": 1, "min_conf": 0.0, "robust_scale": 1e-6, "prior": 0.0, "limits": 0.0, "smooth": 0.0}
+        check_minimums(self, **minimums, facing=0.0, facing_clear=0.0, facing_memory=0.0, trust_shape=0.0)
         if self.facing_memory >= 1.0:
             raise InputError(f"facing_memory must be below 1, got {self.facing_memory}")
 
@@ -247,9 +240,10 @@ class Refiner:
             anchor = torch.nan_to_num(anchor, nan=1.0)
             starts = [rotmats[rows]] + ([turn_around(rotmats[rows])] if cfg.flip else [])
             m, k = len(rows), len(starts)
+            trust = self._trust(skin.select(rows)(rotmats[rows], trans[rows]), kp[rows], conf[rows], heights[rows], focal_px, center_px)
             fit_rot, fit_trans, fit_betas, cost = self._optimise(
                 torch.cat(starts), betas[rows].repeat(k, 1), trans[rows].repeat(k, 1), kp[rows].repeat(k, 1, 1), conf[rows].repeat(k, 1),
-                heights[rows].repeat(k), focal_px, center_px, anchor.repeat(k, 1, 1), has_anchor.repeat(k),
+                heights[rows].repeat(k), focal_px, center_px, anchor.repeat(k, 1, 1), has_anchor.repeat(k), trust.repeat(k),
             )  # fmt: skip
             cost = cost + self._facing_penalty(rows, said[rows], fit_rot, fit_trans, fit_betas - betas[rows].repeat(k, 1), skin, heights,
                                                focal_px, center_px)  # fmt: skip
@@ -284,6 +278,7 @@ class Refiner:
     def _optimise(
         self, rot0: torch.Tensor, betas: torch.Tensor, trans0: torch.Tensor, kp: torch.Tensor, conf: torch.Tensor,
         heights: torch.Tensor, focal_px: float, center_px: torch.Tensor, anchor: torch.Tensor, has_anchor: torch.Tensor,
+        trust: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         """Levenberg-Marquardt per person on x = (delta 72, move 3[, shape 10]) with iteratively reweighted
         Geman-McClure data residuals; Jacobians by forward differences, all people and all parameter
@@ -299,7 +294,7 @@ class Refiner:
         skin = KeypointSkinner(self.body, betas.to(dt))
         rot0, trans0, kp, conf, heights, center = rot0.to(dt), trans0.to(dt), kp.to(dt), conf.to(dt), heights.to(dt), center_px.to(dt)
         mean_conf = conf.sum(1) / (conf > 0).sum(1).clamp_min(1)
-        w_prior = cfg.prior * (1.5 - mean_conf) * (80.0 / heights).clamp(0.05, 2.0)
+        w_prior = cfg.prior * trust.to(dt) * (1.5 - mean_conf) * (80.0 / heights).clamp(0.05, 2.0)
         span = trans0[:, 2] * heights / focal_px  # metres covered by the person's box height at its depth
         anchor = anchor.to(dt)
 
@@ -352,6 +347,26 @@ class Refiner:
             cost = cost + cfg.smooth * has_anchor * (rel - anchor[:, :, :3]).pow(2).sum((1, 2))  # the start that continues the track
             out_betas = betas + (shape.float() if shape is not None else 0.0)
             return rot.float(), trans.float(), out_betas, cost.float()
+
+    def _trust(self, points: torch.Tensor, kp: torch.Tensor, conf: torch.Tensor, heights: torch.Tensor, focal_px: float,
+               center_px: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """(B,) how far to trust the network's pose: ``min(1, (trust_shape / d)^2)`` where ``d`` is how far its
+        keypoints are from the detector's in shape (after the best 2D similarity: position, size and
+        in-plane turn do not count; units of the height). A network that reads the person (synthetic
+        crops: d ~0.03-0.05) keeps the full prior; one that does not (real photos: d ~0.11) a weaker one."""
+        cfg = self.config
+        if cfg.trust_shape <= 0:
+            return torch.ones(len(points))
+        with torch.no_grad():
+            uv = project(points, focal_px, center_px)
+            w = conf / conf.sum(1, keepdim=True).clamp_min(1e-6)
+            a = torch.complex(uv[..., 0], uv[..., 1])
+            b = torch.complex(kp[..., 0], kp[..., 1])
+            a = a - (w * a).sum(1, keepdim=True)
+            b = b - (w * b).sum(1, keepdim=True)
+            z = (w * a.conj() * b).sum(1, keepdim=True) / (w * a.abs() ** 2).sum(1, keepdim=True).clamp_min(1e-9)
+            d = (w * (z * a - b).abs()).sum(1) / heights
+        return ((cfg.trust_shape / d.clamp_min(1e-6)) ** 2).clamp(0.04, 1.0)
 
     @staticmethod
     def _residual(points: torch.Tensor, kp: torch.Tensor, conf: torch.Tensor, focal_px: float, center_px: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 
 from lrpose.body import COCO17_FLIP, load_body
 from lrpose.facing import turn_around
-from lrpose.geometry import axis_angle_to_rotmat
+from lrpose.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 from lrpose.keypoint_skin import KeypointSkinner, project
 from lrpose.refine import RefineConfig, Refiner
 
@@ -141,3 +141,19 @@ def test_cli_default_min_height_is_the_config_default():
     from lrpose.cli import REFINE_MIN_HEIGHT
 
     assert RefineConfig().min_height == REFINE_MIN_HEIGHT
+
+
+def test_a_network_that_does_not_read_the_person_gets_a_weaker_prior(scene):
+    """Trust in the network's pose follows how well its keypoints match the detector's in shape: the
+    true pose is fully trusted (d ~0), a pose far off is fitted much closer with the adaptive prior."""
+    body, rot, betas, trans, kp, heights, start, skin = scene
+    conf = kp[..., 2]
+    refiner = Refiner(body, RefineConfig(iters=10, prior=0.5))
+    assert torch.equal(refiner._trust(skin(rot, trans), kp, conf, heights, F, C), torch.ones(len(rot)))
+    g = torch.Generator().manual_seed(5)
+    off = axis_angle_to_rotmat(rotmat_to_axis_angle(rot) + torch.randn(rot.shape[:2] + (3,), generator=g) * 0.5 * (torch.arange(24) > 0)[:, None])
+    trust = refiner._trust(skin(off, trans), kp, conf, heights, F, C)
+    assert float(trust.mean()) < 0.5
+    fixed = Refiner(body, RefineConfig(iters=10, prior=0.5, trust_shape=0.0)).fit(off, betas, trans, kp, heights, F, C)
+    adaptive = refiner.fit(off, betas, trans, kp, heights, F, C)
+    assert float(adaptive.residual_after.mean()) < 0.7 * float(fixed.residual_after.mean())
