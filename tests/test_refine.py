@@ -151,7 +151,9 @@ def test_a_network_that_does_not_read_the_person_gets_a_weaker_prior(scene):
     refiner = Refiner(body, RefineConfig(iters=10, prior=0.5))
     assert torch.equal(refiner._trust(skin(rot, trans), kp, conf, heights, F, C), torch.ones(len(rot)))
     g = torch.Generator().manual_seed(5)
-    off = axis_angle_to_rotmat(rotmat_to_axis_angle(rot) + torch.randn(rot.shape[:2] + (3,), generator=g) * 0.5 * (torch.arange(24) > 0)[:, None])
+    off = axis_angle_to_rotmat(
+        rotmat_to_axis_angle(rot) + torch.randn(rot.shape[:2] + (3,), generator=g) * 0.5 * (torch.arange(24) > 0)[:, None]
+    )
     trust = refiner._trust(skin(off, trans), kp, conf, heights, F, C)
     assert float(trust.mean()) < 0.5
     fixed = Refiner(body, RefineConfig(iters=10, prior=0.5, trust_shape=0.0)).fit(off, betas, trans, kp, heights, F, C)
