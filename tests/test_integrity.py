@@ -1,0 +1,145 @@
+"""Bad input that must never give a silent wrong result (issue 20): each case answers in one line
+with exit 1 (or a counted warning), no traceback, no partial or temp files. Tiny generated inputs, CPU only."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from lrpose.cli import main
+from lrpose.models.checkpoint import save
+from lrpose.models.rscnet import RSCNet, RSCNetConfig
+from tests.test_models import mean_params
+
+SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "lrpose_rscnet.pt"
+
+
+def one_error_line(capsys) -> str:
+    """The single stderr line of a failed command (asserts there is exactly one and no traceback)."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert "Traceback" not in err and len(lines) == 1, err
+    return lines[0]
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files (``.name.*.tmp`` / ``.name.*.mp4``) left anywhere under ``folder``."""
+    return sorted(str(p) for p in folder.rglob(".*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def tiny64(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
+    save(path, RSCNet(RSCNetConfig(depth=18, input_size=64), mean_params()), "standin-anny:test", trained=True)
+    return path
+
+
+@pytest.fixture
+def person_png(tmp_path) -> Path:
+    img = np.zeros((96, 64, 3), np.uint8)
+    img[10:90, 20:44] = 180
+    path = tmp_path / "person.png"
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def image_fails(capsys, person_png: Path, out: Path, weights: Path) -> str:
+    """``lrpose image`` with ``weights``: exit 1, one line, nothing written; returns the line."""
+    assert main(["image", str(person_png), "--out", str(out), "--weights", str(weights), "--no-refine"]) == 1
+    line = one_error_line(capsys)
+    assert not out.exists() or not any(out.rglob("*")), list(out.rglob("*"))
+    return line
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+
+def _with_state(src: Path, dst: Path, edit) -> Path:
+    obj = torch.load(src, weights_only=True)
+    edit(obj)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    dst.write_bytes(buf.getvalue())
+    return dst
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_the_checkpoint(tmp_path, tiny64, person_png, capsys, value):
+    def poison(obj):
+        obj["state_dict"]["regressor.fc1.bias"][3] = value
+        obj.pop("weights_sha256")  # as a file from a diverged run would be: consistent, but not finite
+
+    bad = _with_state(tiny64, tmp_path / "nan.pt", poison)
+    line = image_fails(capsys, person_png, tmp_path / "out", bad)
+    assert line.startswith(f"error: {bad}") and "NaN or infinite" in line and "regressor.fc1.bias" in line
+
+
+def test_flipped_bytes_are_reported_damaged(tmp_path, person_png, capsys):
+    data = bytearray(SHIPPED.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = bytes(b ^ 0xFF for b in data[middle : middle + 4096])
+    bad = tmp_path / "flipped.pt"
+    bad.write_bytes(bytes(data))
+    line = image_fails(capsys, person_png, tmp_path / "out", bad)
+    assert "is damaged" in line and "CRC" in line
+
+
+def test_weights_digest_catches_a_consistent_container_with_other_weights(tmp_path, tiny64, person_png, capsys):
+    def tamper(obj):  # re-saved by torch: the zip CRCs are right, the weights are not the digested ones
+        obj["state_dict"]["regressor.fc1.bias"][0] += 1.0
+
+    bad = _with_state(tiny64, tmp_path / "tampered.pt", tamper)
+    line = image_fails(capsys, person_png, tmp_path / "out", bad)
+    assert "is damaged" in line and "digest" in line
+
+
+def test_checkpoint_without_digest_still_loads(tmp_path, tiny64, person_png, capsys):
+    old = _with_state(tiny64, tmp_path / "old.pt", lambda obj: obj.pop("weights_sha256"))
+    assert main(["image", str(person_png), "--out", str(tmp_path / "out"), "--weights", str(old), "--no-refine"]) == 0
+
+
+def test_lrpose_checkpoint_without_state_dict(tmp_path, tiny64, person_png, capsys):
+    bad = _with_state(tiny64, tmp_path / "empty.pt", lambda obj: obj.pop("state_dict"))
+    line = image_fails(capsys, person_png, tmp_path / "out", bad)
+    assert "without its weights" in line
+
+
+class _Exploit:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.target),))
+
+
+def test_malicious_pickle_is_refused_without_unsafe_advice(tmp_path, person_png, capsys):
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "evil.pt"
+    torch.save({"state_dict": _Exploit(str(marker))}, bad)
+    assert zipfile.is_zipfile(bad)
+    line = image_fails(capsys, person_png, tmp_path / "out", bad)
+    assert not marker.exists()
+    assert "refused" in line and "weights_only" not in line and "will likely succeed" not in line
+
+    legacy = tmp_path / "evil_legacy.pt"  # a plain pickle, no zip container
+    legacy.write_bytes(pickle.dumps({"state_dict": _Exploit(str(marker))}))
+    line = image_fails(capsys, person_png, tmp_path / "out2", legacy)
+    assert not marker.exists() and "weights_only" not in line
+
+
+def test_truncated_and_garbage_checkpoints(tmp_path, tiny64, person_png, capsys):
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(tiny64.read_bytes()[:5000])
+    assert "damaged" in image_fails(capsys, person_png, tmp_path / "o1", cut)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all" * 10)
+    line = image_fails(capsys, person_png, tmp_path / "o2", junk)
+    assert "weights_only" not in line and line.startswith(f"error: {junk}")
