@@ -58,8 +58,25 @@ RefineMinHeightOpt = Annotated[
 ]
 
 
-_state = {"debug": False}
-"""Process-wide CLI switches set by the root callback (``--debug``)."""
+_state: dict[str, object] = {"debug": False, "interrupted": "interrupted"}
+"""Process-wide CLI state: ``--debug`` (root callback) and the line printed on Ctrl-C (``on_interrupt``)."""
+
+
+def on_interrupt(line: str) -> None:
+    """What to print if the running command is interrupted (Ctrl-C): what was kept, how to go on."""
+    _state["interrupted"] = line
+
+
+def _was_interrupted(error: BaseException) -> bool:
+    """Whether an exit came from Ctrl-C: Typer turns KeyboardInterrupt into ``Exit(130)`` (chained) before ``main`` sees it."""
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _version(value: bool) -> None:
@@ -243,6 +260,7 @@ def video(
     from lrpose.results import RunInfo
     from lrpose.video import VideoOptions, expand_sources, process_video
 
+    on_interrupt("interrupted: finished tracks kept, run again with --resume")
     pipe_cfg = PipelineConfig(det_stride=det_stride, max_gap=max_gap, batch_frames=batch_frames, box_scale=box_scale)
     options = VideoOptions(
         min_track=min_track, save_verts=save_verts, overlay=not no_overlay, render_backend=render, texture_stride=texture_stride
@@ -360,13 +378,16 @@ def image(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map errors to exit codes (1 library error, 2 usage, 130 interrupted)."""
     args = sys.argv[1:] if argv is None else list(argv)
-    _state["debug"] = False
+    _state.update(debug=False, interrupted="interrupted")
     try:
         app(args=args, prog_name="lrpose")  # standalone mode: usage errors exit 2 via SystemExit
     except SystemExit as e:
+        if _was_interrupted(e):
+            err_console.print(Text(str(_state["interrupted"]), style="yellow"))
+            return 130
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print(Text(str(_state["interrupted"]), style="yellow"))
         return 130
     except LrposeError as e:
         if _state["debug"]:

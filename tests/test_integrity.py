@@ -143,3 +143,98 @@ def test_truncated_and_garbage_checkpoints(tmp_path, tiny64, person_png, capsys)
     junk.write_bytes(b"not a checkpoint at all" * 10)
     line = image_fails(capsys, person_png, tmp_path / "o2", junk)
     assert "weights_only" not in line and line.startswith(f"error: {junk}")
+
+
+# --- training run folders ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory) -> Path:
+    from lrpose.config import BodyConfig
+    from lrpose.training.synth import SynthConfig, generate
+
+    out = tmp_path_factory.mktemp("crops")
+    generate(SynthConfig(kind="crops", n=8, shard_size=8, crop_size=64, tex_size=16, seed=1), BodyConfig(), out)
+    return out
+
+
+def _log_steps(folder: Path) -> list[int]:
+    import csv
+
+    return [int(r["step"]) for r in csv.DictReader((folder / "train_log.csv").open())]
+
+
+def test_train_refuses_a_used_folder_resumes_after_a_kill_and_names_a_copied_folder(crops, tmp_path, monkeypatch, capsys):
+    from lrpose.models.checkpoint import load_train_state
+    from lrpose.training import plumbing
+
+    run = tmp_path / "run"
+    args = ["train", "rscnet", "--data", str(crops), "--out", str(run), "--depth", "18", "--input-size", "32", "--batch-size", "2",
+            "--steps", "5", "--ckpt-every", "2", "--queue-size", "8"]  # fmt: skip
+    step_done = plumbing.RunFolder.step_done
+
+    def killed_after_step_3(self, done, row, parts):  # the process dies (SIGKILL): no save, no clean-up
+        step_done(self, done, row, parts)
+        if done == 3:
+            raise SystemExit(137)
+
+    monkeypatch.setattr(plumbing.RunFolder, "step_done", killed_after_step_3)
+    assert main(args) == 137
+    monkeypatch.undo()
+    assert _log_steps(run) == [1, 2, 3] and load_train_state(run / "last.pt")["step"] == 2
+    capsys.readouterr()
+
+    assert main(args) == 1  # a fresh run would overwrite last.pt and append to the old log
+    line = one_error_line(capsys)
+    assert "is not empty" in line and "--resume" in line and "--overwrite" in line
+    assert _log_steps(run) == [1, 2, 3]
+
+    assert main([*args, "--resume", str(run / "last.pt")]) == 0
+    assert _log_steps(run) == [1, 2, 3, 4, 5]  # step 3 (logged after the last save) is not repeated
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("last.pt", "train_log.csv"):
+        (copy / name).write_bytes((run / name).read_bytes())
+    copied = [a if a != str(run) else str(copy) for a in args]
+    assert main([*copied, "--steps", "6", "--resume", str(copy / "last.pt")]) == 1
+    line = one_error_line(capsys)
+    assert "different settings" in line and "steps 5 -> 6" in line and "copy" in line
+    assert main([*copied, "--resume", str(copy / "last.pt")]) == 1
+    line = one_error_line(capsys)
+    assert "output folder is the only difference" in line and f"--out {run}" in line
+
+    assert main([*args, "--overwrite"]) == 0
+    assert _log_steps(run) == [1, 2, 3, 4, 5] and not leftovers(run)
+    assert main([*args, "--overwrite", "--resume", str(run / "last.pt")]) == 1
+    assert "not both" in one_error_line(capsys)
+
+
+def test_resume_from_a_damaged_checkpoint_is_refused_and_keeps_the_file(crops, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "rscnet", "--data", str(crops), "--out", str(run), "--depth", "18", "--input-size", "32", "--batch-size", "2",
+            "--steps", "2", "--queue-size", "8"]  # fmt: skip
+    assert main(args) == 0
+    data = bytearray((run / "last.pt").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (run / "last.pt").write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main([*args, "--steps", "4", "--resume", str(run / "last.pt")]) == 1
+    line = one_error_line(capsys)
+    assert "is damaged" in line and "different settings" not in line
+    assert (run / "last.pt").read_bytes() == bytes(data)
+
+
+# --- Ctrl-C --------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_in_video_says_what_was_kept_and_exits_130(tmp_path, person_png, monkeypatch, capsys):
+    import lrpose.video
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lrpose.video, "process_video", interrupted)
+    assert main(["video", str(person_png), "--out", str(tmp_path / "out"), "--no-overlay"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "interrupted: finished tracks kept, run again with --resume" and "Traceback" not in err
