@@ -95,6 +95,11 @@ class BoxesFile:
             self.dropped_keypoints += int(((out.keypoints[..., 2] == 0) & (d.keypoints[..., 2] > 0)).sum())
         return out
 
+    def frames_beyond(self, frame_count: int) -> list[int]:
+        """The listed frame indices holding boxes at or past ``frame_count`` (a source of that many
+        frames never reaches them), ascending."""
+        return sorted(i for i, d in self._frames.items() if i >= frame_count and len(d.boxes_xyxy))
+
 
 def _json_rows(rows: object, where: str) -> Detections:
     """One frame of ``--boxes`` JSON: list rows ``[x1, y1, x2, y2(, score)]`` or dict rows with

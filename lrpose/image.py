@@ -15,6 +15,7 @@ import torch
 
 from lrpose.body import BodyModel
 from lrpose.crops import cut_square
+from lrpose.errors import NonFiniteError
 from lrpose.files import save_png
 from lrpose.geometry import focal_for
 from lrpose.models.texture import TexGlo
@@ -50,6 +51,8 @@ def process_image(
     the pipeline has a refiner."""
     h, w = picture.shape[:2]
     est = pipeline.estimate_image(picture, box_xyxy, keypoints)
+    if not est.finite:
+        raise NonFiniteError(f"the network ({info.checkpoint_id}) gave NaN or infinite values for this person; nothing was written")
     focal = focal_for(w, h)
     files = [stem.with_suffix(".npz"), stem.with_name(stem.name + "_overlay.png")]
     save_image_result(files[0], est, info, (w, h), focal, save_verts)

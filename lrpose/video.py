@@ -108,7 +108,7 @@ class TrackTextures:
 
 
 def _draw(result: FrameResult, store: TrackWriter, faces: torch.Tensor, focal: float, backend: str) -> np.ndarray:
-    people = [p for p in result.people if store.drawable(p.track_id, result.frame.index)]
+    people = [p for p in result.people if p.finite and store.drawable(p.track_id, result.frame.index)]
     image = result.frame.image
     if not people:
         return image
@@ -197,7 +197,7 @@ def process_video(
                 ids = {p.track_id for p in result.people}
                 for p in result.people:
                     store.add(p, result.frame.time_s)
-                    if textures is not None:
+                    if textures is not None and p.finite:
                         textures.add(p, result.frame.image)
                 for gone in sorted(live - ids):
                     store.end(gone)
@@ -214,8 +214,23 @@ def process_video(
     dropped = getattr(pipeline.detector, "dropped_keypoints", 0) - dropped_before
     if dropped:
         summary.warnings.append(f"{dropped} detector keypoint(s) were not finite or outside the frame and were ignored")
+    summary.warnings += _warnings(store, frames, getattr(pipeline.detector, "frames_beyond", None))
     summary.save(folder)
     return summary
+
+
+def _warnings(store: TrackWriter, frames: int, frames_beyond: Callable[[int], list[int]] | None) -> list[str]:
+    """The summary's warning lines about results and input: non-finite estimates dropped, people
+    below 24 px, ``--boxes`` frames past the source's end (``frames_beyond`` of a boxes file)."""
+    lines = []
+    if store.nonfinite:
+        lines.append(f"{store.nonfinite} person-frame(s) had NaN or infinite estimates and were dropped (not written)")
+    if store.below_minimum:
+        lines.append(f"{store.below_minimum} person-frame(s) have a crop below the 24 px the model is trained for (less reliable)")
+    late = frames_beyond(frames) if frames_beyond is not None else []
+    if late:
+        lines.append(f"--boxes lists {len(late)} frame(s) past the source's {frames} frames (from frame {late[0]}); they were ignored")
+    return lines
 
 
 class _Overlay:
@@ -256,6 +271,6 @@ def _summary(source_path: Path, source: FrameSource, frames: int, store: TrackWr
         detector=info.detector, temporal=info.temporal, checkpoint=info.checkpoint_id, body_model=info.body_id,
         untrained=info.untrained, seconds_per_stage={k: round(v, 3) for k, v in sorted(timer.seconds.items())},
         seconds=round(total, 3), frames_per_second=round(frames / total, 2) if total > 0 else None, error=source.error,
-        texture=info.texture, refined_person_frames=store.refined,
+        texture=info.texture, refined_person_frames=store.refined, nonfinite_person_frames=store.nonfinite,
         kp_residual_px=[round(float(v) / store.refined, 2) for v in store.residual_sums] if store.refined else None,
     )  # fmt: skip

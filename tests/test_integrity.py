@@ -238,3 +238,83 @@ def test_ctrl_c_in_video_says_what_was_kept_and_exits_130(tmp_path, person_png, 
     assert main(["video", str(person_png), "--out", str(tmp_path / "out"), "--no-overlay"]) == 130
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == "interrupted: finished tracks kept, run again with --resume" and "Traceback" not in err
+
+
+# --- non-finite results, frame sizes, warnings ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exploding(tmp_path_factory) -> Path:
+    """Finite weights whose outputs overflow to NaN (shape head weights 3e38)."""
+    torch.manual_seed(0)
+    net = RSCNet(RSCNetConfig(depth=18, input_size=64), mean_params())
+    with torch.no_grad():
+        net.regressor.decshape.weight.fill_(3e38)
+    path = tmp_path_factory.mktemp("ck") / "exploding.pt"
+    save(path, net, "standin-anny:test", trained=True)
+    return path
+
+
+def frames_folder(folder: Path, sizes: list[tuple[int, int]], person_px: int = 60) -> Path:
+    """Image files ``000.png``... of the given (width, height) with a grey 'person' near the middle."""
+    folder.mkdir(parents=True)
+    for i, (w, h) in enumerate(sizes):
+        img = np.zeros((h, w, 3), np.uint8)
+        img[h // 2 - person_px // 2 : h // 2 + person_px // 2, w // 2 - person_px // 6 : w // 2 + person_px // 6] = 180
+        cv2.imwrite(str(folder / f"{i:03d}.png"), img)
+    return folder
+
+
+def boxes_json(path: Path, frames: dict[int, list[float]]) -> Path:
+    import json
+
+    path.write_text(json.dumps({"frames": {str(i): [box] for i, box in frames.items()}}))
+    return path
+
+
+def run_video(folder: Path, out: Path, weights: Path, boxes: Path, *extra: str) -> int:
+    args = ["video", str(folder), "--out", str(out), "--weights", str(weights), "--boxes", str(boxes), "--min-track", "1",
+            "--no-temporal", "--no-refine", "--no-overlay", *extra]  # fmt: skip
+    return main(args)
+
+
+def test_image_with_non_finite_outputs_writes_nothing(tmp_path, person_png, exploding, capsys):
+    line = image_fails(capsys, person_png, tmp_path / "out", exploding)
+    assert "NaN or infinite" in line and "exploding.pt" in line
+
+
+def test_video_drops_non_finite_person_frames_with_a_counted_warning(tmp_path, exploding, capsys):
+    from lrpose.results import read_summary
+
+    folder = frames_folder(tmp_path / "clip", [(160, 120)] * 3)
+    boxes = boxes_json(tmp_path / "b.json", {i: [70, 30, 90, 90] for i in range(3)})
+    assert run_video(folder, tmp_path / "out", exploding, boxes) == 0
+    err = capsys.readouterr().err
+    assert "3 person-frame(s) had NaN or infinite estimates and were dropped" in err and "Traceback" not in err
+    summary = read_summary(tmp_path / "out" / "clip")
+    assert summary.nonfinite_person_frames == 3 and summary.tracks == []
+    assert not list((tmp_path / "out" / "clip" / "tracks").iterdir())
+
+
+def test_folder_whose_frames_change_size_is_refused_naming_the_frame(tmp_path, tiny64, capsys):
+    folder = frames_folder(tmp_path / "clip", [(160, 120), (160, 120), (200, 150), (200, 150)])
+    boxes = boxes_json(tmp_path / "b.json", {i: [70, 30, 90, 90] for i in range(4)})
+    assert run_video(folder, tmp_path / "out", tiny64, boxes) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "002.png: frame 2 is 200x150" in errors[0] and "160x120" in errors[0] and "Traceback" not in err
+    (track_file,) = (tmp_path / "out" / "clip" / "tracks").glob("*.npz")
+    track = np.load(track_file)
+    assert track["frame_ids"].tolist() == [0, 1]  # the frames before it only
+
+
+def test_video_warns_once_about_boxes_past_the_end_and_small_people(tmp_path, tiny64, capsys):
+    folder = frames_folder(tmp_path / "clip", [(160, 120)] * 3, person_px=16)
+    boxes = boxes_json(
+        tmp_path / "b.json", {0: [76, 52, 84, 68], 1: [76, 52, 84, 68], 2: [76, 52, 84, 68], 7: [1, 1, 9, 17], 9: [1, 1, 9, 17]}
+    )
+    assert run_video(folder, tmp_path / "out", tiny64, boxes) == 0
+    err = capsys.readouterr().err
+    past = [line for line in err.splitlines() if "--boxes lists" in line]
+    assert past == ["warning: clip: --boxes lists 2 frame(s) past the source's 3 frames (from frame 7); they were ignored"]
+    assert err.count("below the 24 px") == 1 and "3 person-frame(s) have a crop below the 24 px" in err
