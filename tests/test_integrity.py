@@ -4,6 +4,7 @@ with exit 1 (or a counted warning), no traceback, no partial or temp files. Tiny
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -318,3 +319,53 @@ def test_video_warns_once_about_boxes_past_the_end_and_small_people(tmp_path, ti
     past = [line for line in err.splitlines() if "--boxes lists" in line]
     assert past == ["warning: clip: --boxes lists 2 frame(s) past the source's 3 frames (from frame 7); they were ignored"]
     assert err.count("below the 24 px") == 1 and "3 person-frame(s) have a crop below the 24 px" in err
+
+
+# --- synth ---------------------------------------------------------------------------------------
+
+
+def test_synth_n_is_validated_and_jobs_are_lazy(tmp_path, monkeypatch, capsys):
+    import tracemalloc
+
+    from lrpose.config import BodyConfig
+    from lrpose.training import synth
+
+    assert main(["synth", "--out", str(tmp_path / "s"), "--n", "1000000000000"]) == 1
+    assert "--n must be at most 10,000,000" in one_error_line(capsys) and not (tmp_path / "s").exists()
+
+    calls = []
+
+    def job(args):
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return f"crops_{args[2]:05d}.npz"
+
+    monkeypatch.setattr(synth, "_job", job)
+    tracemalloc.start()
+    with pytest.raises(KeyboardInterrupt):
+        synth.generate(synth.SynthConfig(n=1_000_000, shard_size=1), BodyConfig(), tmp_path / "lazy")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert calls == [0, 1, 2] and peak < 5e6, peak  # a job list of 1e6 entries would take > 100 MB
+
+
+def test_synth_out_that_is_a_file_or_unwritable(tmp_path, capsys):
+    existing = tmp_path / "file.txt"
+    existing.write_text("x")
+    assert main(["synth", "--out", str(existing), "--n", "1"]) == 1
+    assert "a file is in the way" in one_error_line(capsys) and existing.read_text() == "x"
+    assert main(["synth", "--out", str(existing / "sub"), "--n", "1"]) == 1
+    assert "cannot create the folder" in one_error_line(capsys)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_synth_out_read_only(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert main(["synth", "--out", str(ro), "--n", "1", "--crop-size", "32", "--tex-size", "8"]) == 1
+        assert "cannot write" in one_error_line(capsys)
+    finally:
+        ro.chmod(0o755)
