@@ -362,7 +362,7 @@ def image(
     model, info, texture_net, texture_id = _networks(body, weights, texture, texture_weights)
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, texture=texture_id)
     pipeline = Pipeline(model, body, config=pipe_cfg, refiner=_refiner(body, refine, refine_iters, refine_min_height))
-    result = process_image(picture, out / path.stem, pipeline, run_info, person_box, save_verts, texture_net, keypoints)
+    result = process_image(picture, out / path.stem, pipeline, run_info, person_box, save_verts, texture_net, keypoints, consume=True)
     est = result.estimate
     if est.below_minimum:
         note(f"note: the person crop is {est.native_size} px, below the 24 px the model is trained for")

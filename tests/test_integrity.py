@@ -369,3 +369,33 @@ def test_synth_out_read_only(tmp_path, capsys):
         assert "cannot write" in one_error_line(capsys)
     finally:
         ro.chmod(0o755)
+
+
+# --- memory --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "gl"])
+def test_overlay_of_a_large_image_is_rendered_at_a_capped_size(monkeypatch, backend):
+    from lrpose import render, render_gl
+    from lrpose.body import load_body
+
+    if backend == "gl" and not render_gl.available():
+        pytest.skip(f"no headless GL here: {render_gl.unavailable_reason()}")
+    body = load_body()
+    with torch.no_grad():
+        v = body.forward_axis_angle(torch.zeros(1, 72)).vertices
+    img = np.full((240, 320, 3), 30, np.uint8)
+    trans = torch.tensor([[0.1, 0.2, 3.0]])
+    full = render.render_overlay(img, v, body.faces, trans, 400.0, backend=backend)
+    sizes = []
+    rasterize, draw = render.rasterize, render_gl.draw
+    monkeypatch.setattr(render, "rasterize", lambda s, f, h, w: sizes.append((h, w)) or rasterize(s, f, h, w))
+    monkeypatch.setattr(render_gl, "draw", lambda c, f, col, foc, w, h: sizes.append((h, w)) or draw(c, f, col, foc, w, h))
+    monkeypatch.setattr(render, "MAX_OVERLAY_SIDE", 160)
+    small = render.render_overlay(img, v, body.faces, trans, 400.0, backend=backend)
+    assert sizes == [(120, 160)] and small.shape == img.shape and small.dtype == np.uint8
+    a, b = (full != 30).any(-1), (small != 30).any(-1)
+    assert a.sum() > 2000 and (a & b).sum() / (a | b).sum() > 0.93
+    assert np.array_equal(img, np.full_like(img, 30))  # the input is not drawn on
+    same = render.render_overlay(img, v, body.faces, trans, 400.0, backend=backend, in_place=True)
+    assert same is img and (img != 30).any()
