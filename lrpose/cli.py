@@ -67,15 +67,12 @@ def on_interrupt(line: str) -> None:
     _state["interrupted"] = line
 
 
-def _was_interrupted(error: BaseException) -> bool:
+def _was_interrupted(error: BaseException | None) -> bool:
     """Whether an exit came from Ctrl-C: Typer turns KeyboardInterrupt into ``Exit(130)`` (chained) before ``main`` sees it."""
-    seen: set[int] = set()
-    e: BaseException | None = error
-    while e is not None and id(e) not in seen:
-        if isinstance(e, KeyboardInterrupt):
-            return True
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
+    for _ in range(8):  # KeyboardInterrupt -> typer Exit -> SystemExit, a short chain
+        if error is None or isinstance(error, KeyboardInterrupt):
+            return error is not None
+        error = error.__cause__ or error.__context__
     return False
 
 
@@ -347,6 +344,7 @@ def image(
     from lrpose.pipeline import Pipeline, PipelineConfig
     from lrpose.results import RunInfo
 
+    on_interrupt("interrupted: no partial files (each output appears whole or not at all); run again to finish")
     pipe_cfg = PipelineConfig(box_scale=box_scale)  # bad options fail before any file is read
     picture = read_image(path)
     person_box = parse_box(box, picture.shape[1], picture.shape[0])  # bad input fails before any network loads

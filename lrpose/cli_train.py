@@ -74,6 +74,7 @@ def evaluate(
     from lrpose.metrics import PELVIS_MODES
     from lrpose.resolution import DEGRADE_METHODS
 
+    on_interrupt("interrupted: nothing was written")
     check_choice("task", task, ("pose", "temporal", "texture"))
     check_choice("degrade", degrade, DEGRADE_METHODS)
     check_choice("pelvis", pelvis, PELVIS_MODES)

@@ -1,12 +1,10 @@
-"""Bad input that must never give a silent wrong result (issue 20): each case answers in one line
-with exit 1 (or a counted warning), no traceback, no partial or temp files. Tiny generated inputs, CPU only."""
+"""Bad input never gives a silent wrong result (issue 20): one line, exit 1 (or a counted warning), no traceback or partial files."""
 
 from __future__ import annotations
 
 import io
 import os
 import pickle
-import zipfile
 from pathlib import Path
 
 import cv2
@@ -125,7 +123,6 @@ def test_malicious_pickle_is_refused_without_unsafe_advice(tmp_path, person_png,
     marker = tmp_path / "pwned"
     bad = tmp_path / "evil.pt"
     torch.save({"state_dict": _Exploit(str(marker))}, bad)
-    assert zipfile.is_zipfile(bad)
     line = image_fails(capsys, person_png, tmp_path / "out", bad)
     assert not marker.exists()
     assert "refused" in line and "weights_only" not in line and "will likely succeed" not in line
