@@ -62,8 +62,22 @@ RefineMinHeightOpt = Annotated[
 ]
 
 
-_state = {"debug": False}
-"""Process-wide CLI switches set by the root callback (``--debug``)."""
+_state: dict[str, object] = {"debug": False, "interrupted": "interrupted"}
+"""Process-wide CLI state: ``--debug`` (root callback) and the line printed on Ctrl-C (``on_interrupt``)."""
+
+
+def on_interrupt(line: str) -> None:
+    """What to print if the running command is interrupted (Ctrl-C): what was kept, how to go on."""
+    _state["interrupted"] = line
+
+
+def _was_interrupted(error: BaseException | None) -> bool:
+    """Whether an exit came from Ctrl-C: Typer turns KeyboardInterrupt into ``Exit(130)`` (chained) before ``main`` sees it."""
+    for _ in range(8):  # KeyboardInterrupt -> typer Exit -> SystemExit, a short chain
+        if error is None or isinstance(error, KeyboardInterrupt):
+            return error is not None
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _version(value: bool) -> None:
@@ -226,6 +240,7 @@ def image(
     from lrpose.threads import set_threads
 
     set_threads(threads)
+    on_interrupt("interrupted: no partial files (each output appears whole or not at all); run again to finish")
     pipe_cfg = PipelineConfig(box_scale=box_scale)  # bad options fail before any file is read
     picture = read_image(path)
     person_box = parse_box(box, picture.shape[1], picture.shape[0], note)  # bad input fails before any network loads
@@ -241,7 +256,7 @@ def image(
     model, info, texture_net, texture_id = _networks(body, weights, texture, texture_weights)
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, texture=texture_id)
     pipeline = Pipeline(model, body, config=pipe_cfg, refiner=_refiner(body, refine, refine_iters, refine_min_height))
-    result = process_image(picture, out / path.stem, pipeline, run_info, person_box, save_verts, texture_net, keypoints)
+    result = process_image(picture, out / path.stem, pipeline, run_info, person_box, save_verts, texture_net, keypoints, consume=True)
     est = result.estimate
     if est.below_minimum:
         note(f"note: the person crop is {est.native_size} px, below the 24 px the model is trained for")
@@ -258,13 +273,16 @@ def image(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map errors to exit codes (1 library error, 2 usage, 130 interrupted)."""
     args = sys.argv[1:] if argv is None else list(argv)
-    _state["debug"] = False
+    _state.update(debug=False, interrupted="interrupted")
     try:
         app(args=args, prog_name="lrpose")  # standalone mode: usage errors exit 2 via SystemExit
     except SystemExit as e:
+        if _was_interrupted(e):
+            err_console.print(Text(str(_state["interrupted"]), style="yellow"))
+            return 130
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print(Text(str(_state["interrupted"]), style="yellow"))
         return 130
     except LrposeError as e:
         if _state["debug"]:

@@ -11,9 +11,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lrpose.cli import ConfigOpt, SmplOpt, StandinOpt, ThreadsOpt, app, console, load_body_for, note, progress_bar, train_app
+from lrpose.cli import ConfigOpt, SmplOpt, StandinOpt, ThreadsOpt, app, console, load_body_for, note, on_interrupt, progress_bar, train_app
 from lrpose.cli import _body_config as body_config
 from lrpose.resolution import EVAL_SIZES
+
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Start a fresh run in a folder that holds an earlier run (its files are replaced).")
+]
+
+
+def _claim(out: Path, resume: Path | None, overwrite: bool) -> None:
+    from lrpose.training.plumbing import claim_run_folder
+
+    claim_run_folder(out, resume, overwrite)
+    on_interrupt(f"interrupted: the last finished step is saved in {out / 'last.pt'}; continue with --resume {out / 'last.pt'}")
 
 
 @app.command("eval")
@@ -66,6 +77,7 @@ def evaluate(
     from lrpose.threads import set_threads
 
     set_threads(threads)
+    on_interrupt("interrupted: nothing was written")
     check_choice("task", task, ("pose", "temporal", "texture"))
     check_choice("degrade", degrade, DEGRADE_METHODS)
     check_choice("pelvis", pelvis, PELVIS_MODES)
@@ -169,6 +181,7 @@ def synth(
     config: ConfigOpt = None,
 ) -> None:
     """Generate synthetic people with full ground truth (crops or CCTV-like clips)."""
+    on_interrupt("interrupted: finished files kept; run the same command again to continue")
     from lrpose.training.synth import SynthConfig, generate, preview
 
     cfg = SynthConfig(
@@ -193,6 +206,7 @@ def train_rscnet(
     ratios: Annotated[str | None, typer.Option("--ratios", help="Mixing ratios per --data, e.g. 0.3,0.6,0.1.")] = None,
     init: Annotated[Path | None, typer.Option("--init", help="Start from a checkpoint (lrpose, official RSC-Net or SPIN).")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue a run from its last.pt (step, optimizer, queue).")] = None,
+    overwrite: OverwriteOpt = False,
     depth: Annotated[int, typer.Option("--depth", help="50 (paper), 34 or 18.")] = 18,
     input_size: Annotated[int, typer.Option("--input-size")] = 128,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
@@ -217,6 +231,7 @@ def train_rscnet(
     from lrpose.training.loop import TrainConfig
     from lrpose.training.loop import train_rscnet as run
 
+    _claim(out, resume, overwrite)
     try:
         ratio_values = tuple(float(v) for v in ratios.split(",")) if ratios else ()
     except ValueError:
@@ -255,6 +270,7 @@ def train_temporal(
     weights: Annotated[Path | None, typer.Option("--weights", help="The (frozen) RSC-Net whose features phi it reads.")] = None,
     heldout: Annotated[Path | None, typer.Option("--heldout", help="Held-out clips: per-frame vs temporal metrics at the end.")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue from the run's last.pt.")] = None,
+    overwrite: OverwriteOpt = False,
     steps: Annotated[int, typer.Option("--steps")] = 2000,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     seq_len: Annotated[int, typer.Option("--seq-len", help="Frames per training window (VIBE: 16).")] = 16,
@@ -281,6 +297,7 @@ def train_temporal(
         out=str(out), steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, hidden=hidden, adv_weight=adv_weight,
         motion_data=tuple(str(p) for p in motion_data or ()), seed=seed, ckpt_every=ckpt_every,
     )  # fmt: skip
+    _claim(out, resume, overwrite)
     rscnet_path = assets.resolve("rscnet", weights)
     model, info = load_rscnet(rscnet_path)
     if not info.trained:
@@ -320,6 +337,7 @@ def train_texture(
     data: Annotated[Path, typer.Option("--data", help="Synthetic crops with ground-truth UV textures (lrpose synth --kind crops).")],
     out: Annotated[Path, typer.Option("--out", help="Run folder.")],
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue from the run's last.pt.")] = None,
+    overwrite: OverwriteOpt = False,
     masks: Annotated[
         Path | None, typer.Option("--masks", help="With --data a folder of pedestrian images: their masks (same names, PNG).")
     ] = None,
@@ -354,6 +372,7 @@ def train_texture(
         reid_weight=reid_weight, ckpt_every=ckpt_every, seed=seed, masks=str(masks) if masks else None,
         mesh_weights=str(weights) if weights else None,
     )  # fmt: skip
+    _claim(out, resume, overwrite)
     body = load_body_for(config, smpl, None, standin)
     _train(
         "train texture",

@@ -28,6 +28,7 @@ from lrpose.cli import (
     err_console,
     load_body_for,
     note,
+    on_interrupt,
     progress_bar,
 )  # fmt: skip
 from lrpose.errors import LrposeError
@@ -86,6 +87,7 @@ def video(
     from lrpose.threads import set_threads
     from lrpose.video import expand_sources
 
+    on_interrupt("interrupted: finished tracks kept, run again with --resume")
     _video_configs(params)  # bad options fail here, before any video (or Ray) starts
     formats = parse_formats(export) if export is not None else ()
     items = expand_sources(sources)

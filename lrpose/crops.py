@@ -130,7 +130,10 @@ def normalize(rgb: np.ndarray) -> torch.Tensor:
 def crop_person(image: np.ndarray, box_xyxy: np.ndarray, out_size: int, scale: float = BOX_SCALE) -> tuple[torch.Tensor, SquareCrop]:
     """Network input (3, S, S) for the person in ``box_xyxy`` of ``image`` (H, W, 3 uint8 RGB), and its square."""
     sq = square_from_box(np.asarray(box_xyxy, np.float64), scale)
-    return normalize(resize_square(cut_square(image, sq), out_size)), sq
+    h, w = image.shape[:2]
+    inside = sq.x0 >= 0 and sq.y0 >= 0 and sq.x0 + sq.side <= w and sq.y0 + sq.side <= h
+    region = image[sq.y0 : sq.y0 + sq.side, sq.x0 : sq.x0 + sq.side] if inside else cut_square(image, sq)  # a view: no copy of a huge crop
+    return normalize(resize_square(region, out_size)), sq
 
 
 def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:

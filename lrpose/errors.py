@@ -38,3 +38,7 @@ class InputError(LrposeError):
 
 class ConfigError(LrposeError):
     """An invalid configuration file or option combination."""
+
+
+class NonFiniteError(LrposeError):
+    """A network or fit produced NaN or infinite values; nothing is written for them."""

@@ -55,7 +55,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
     """Write ``data`` to ``path`` atomically (temp file + ``os.replace``); InputError on output faults."""
     path = Path(path)
     make_folder(path.parent)
@@ -85,12 +85,15 @@ def save_npz(path: Path, arrays: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def save_png(path: Path, rgb: np.ndarray) -> None:
-    """Save an (H, W, 3) uint8 RGB image as PNG, atomically."""
-    ok, enc = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+def save_png(path: Path, rgb: np.ndarray, consume: bool = False) -> None:
+    """Save an (H, W, 3) uint8 RGB image as PNG, atomically. ``consume``: the caller hands ``rgb``
+    over and it is turned into BGR in place (no extra copy of a large image)."""
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR, dst=rgb if consume and rgb.flags.c_contiguous else None)
+    ok, enc = cv2.imencode(".png", bgr)
+    del bgr
     if not ok:
         raise InputError(f"could not encode {path} as PNG")
-    atomic_write_bytes(path, enc.tobytes())
+    atomic_write_bytes(path, memoryview(enc))
 
 
 def atomic_torch_save(path: Path, payload: dict) -> None:

@@ -15,6 +15,7 @@ import torch
 
 from lrpose.body import BodyModel
 from lrpose.crops import cut_square
+from lrpose.errors import NonFiniteError
 from lrpose.files import save_png
 from lrpose.geometry import focal_for
 from lrpose.models.texture import TexGlo
@@ -43,21 +44,25 @@ def process_image(
     save_verts: bool = False,
     texture_net: TexGlo | None = None,
     keypoints: np.ndarray | None = None,
+    consume: bool = False,
 ) -> ImageResult:
     """Estimate the person in ``box_xyxy`` of ``picture`` ((H, W, 3) uint8 RGB; box ``[x1, y1, x2, y2]``
     pixels, padded ``pipeline.config.box_scale``; None: the whole image is a person-centred crop) and write ``<stem>.npz`` etc.
     ``keypoints`` (17, 3) detector COCO keypoints of that person: the body is fitted to them when
-    the pipeline has a refiner."""
+    the pipeline has a refiner. ``consume``: the overlay is drawn on ``picture`` itself, written last
+    (no copy of a large photo; the caller must not use ``picture`` afterwards)."""
     h, w = picture.shape[:2]
     est = pipeline.estimate_image(picture, box_xyxy, keypoints)
+    if not est.finite:
+        raise NonFiniteError(f"the network ({info.checkpoint_id}) gave NaN or infinite values for this person; nothing was written")
     focal = focal_for(w, h)
     files = [stem.with_suffix(".npz"), stem.with_name(stem.name + "_overlay.png")]
     save_image_result(files[0], est, info, (w, h), focal, save_verts)
-    faces = pipeline.body.faces
-    drawn = render_overlay(picture, torch.from_numpy(est.vertices)[None], faces, torch.from_numpy(est.trans)[None], focal)
-    save_png(files[1], drawn)
-    if texture_net is not None:
+    if texture_net is not None:  # before the overlay, which may draw on the picture
         files += _write_textured(pipeline.body, texture_net, picture, est, stem)
+    verts, trans = torch.from_numpy(est.vertices)[None], torch.from_numpy(est.trans)[None]
+    drawn = render_overlay(picture, verts, pipeline.body.faces, trans, focal, in_place=consume)
+    save_png(files[1], drawn, consume=True)
     return ImageResult(est, files)
 
 

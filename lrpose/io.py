@@ -28,8 +28,9 @@ class FrameSource:
     A video file (any container/codec FFmpeg reads; the display-matrix rotation is applied; times
     come from the container's timestamps, so variable frame rate is kept in ``Frame.time_s``), a
     folder of images (sorted by name, ``fps`` frames per second) or a single image. Opening checks
-    the input and raises InputError with one clear line; a decode error in the middle of a video
-    ends the iteration and is kept in ``error`` (the frames before it stay valid).
+    the input and raises InputError with one clear line; a decode error in the middle of a video,
+    or an image of another size than the folder's first, ends the iteration and is kept in
+    ``error`` (the frames before it stay valid).
     """
 
     def __init__(self, path: Path, folder_fps: float = 25.0) -> None:
@@ -77,7 +78,12 @@ class FrameSource:
     def __iter__(self) -> Iterator[Frame]:
         if self._images is not None:
             for i, p in enumerate(self._images):
-                yield Frame(i, read_image(p), i / self.fps)
+                image = read_image(p)
+                if image.shape[:2] != (self.height, self.width):  # one track must not mix two coordinate systems
+                    self.error = (f"{p}: frame {i} is {image.shape[1]}x{image.shape[0]} but the folder's first frame is "
+                                  f"{self.width}x{self.height}; stopped there (one folder, one frame size)")  # fmt: skip
+                    return
+                yield Frame(i, image, i / self.fps)
             return
         index = 0
         try:
@@ -113,7 +119,7 @@ def read_image(path: Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise InputError(f"{path} is not a readable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)  # in place: no second copy of a huge photo
 
 
 class VideoWriter:

@@ -196,17 +196,34 @@ def shade(fragments: Fragments, verts_cam: torch.Tensor, faces: torch.Tensor, co
     return (base * (ambient + (1 - ambient) * light)[..., None]).clamp(0, 1) * fragments.mask[..., None]
 
 
-def overlay(image: np.ndarray, rendered: torch.Tensor, mask: torch.Tensor, opacity: float = 0.85) -> np.ndarray:
-    """Blend a rendered (H, W, 3) [0, 1] image over a uint8 RGB ``image`` where ``mask`` (H, W) is set."""
-    m = mask.cpu().numpy()
-    out = image.copy()
-    if not m.any():
+MAX_OVERLAY_SIDE = 4096
+"""Overlays of larger images are rendered with this longer side and scaled up (nearest neighbour)
+while blending, band by band: memory stays bounded for huge photos (a 12000 x 12000 image would
+otherwise need float32 frame buffers of 1.7 GB each)."""
+_BAND_ROWS = 512
+
+
+def overlay(image: np.ndarray, layer: np.ndarray, mask: np.ndarray, opacity: float = 0.85, in_place: bool = False) -> np.ndarray:
+    """Blend a rendered (h, w, 3) uint8 ``layer`` over a uint8 RGB ``image`` (H, W, 3) where ``mask``
+    (h, w) bool is set; a smaller layer (rendered at a capped size) is scaled up to the image by
+    nearest neighbour, one band of rows at a time. Returns a new image, or ``image`` drawn on with ``in_place``."""
+    out = image if in_place else image.copy()
+    if not mask.any():
         return out
-    ys, xs = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
-    box = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))  # blend only inside the drawn region
-    layer = (rendered.cpu().numpy()[box] * 255.0).clip(0, 255).astype(np.uint8)
-    blend = cv2.addWeighted(image[box], 1.0 - opacity, layer, opacity, 0.0)
-    np.copyto(out[box], blend, where=m[box][..., None])
+    (h, w), (lh, lw) = image.shape[:2], mask.shape
+    ys, xs = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+    # the image rows/columns whose nearest layer pixel lies in the drawn region
+    y_lo, y_hi = int(ys[0] * h // lh), min(h, int(-(-(ys[-1] + 1) * h // lh)))
+    x_lo, x_hi = int(xs[0] * w // lw), min(w, int(-(-(xs[-1] + 1) * w // lw)))
+    cols = np.minimum(((np.arange(x_lo, x_hi) + 0.5) * lw / w).astype(np.int64), lw - 1)
+    for y0 in range(y_lo, y_hi, _BAND_ROWS):
+        rows = np.minimum(((np.arange(y0, min(y0 + _BAND_ROWS, y_hi)) + 0.5) * lh / h).astype(np.int64), lh - 1)
+        m = mask[rows[:, None], cols[None, :]]
+        if not m.any():
+            continue
+        target = out[y0 : y0 + len(rows), x_lo:x_hi]
+        blend = cv2.addWeighted(target, 1.0 - opacity, layer[rows[:, None], cols[None, :]], opacity, 0.0)
+        np.copyto(target, blend, where=m[..., None])
     return out
 
 
@@ -230,6 +247,7 @@ def render_overlay(
     focal_px: float,
     colors: torch.Tensor | None = None,
     backend: str = "auto",
+    in_place: bool = False,
 ) -> np.ndarray:
     """Draw meshes over a uint8 RGB image.
 
@@ -237,25 +255,30 @@ def render_overlay(
     translations, focal_px for a principal point at the image centre, colors (N, 3) in [0, 1]
     (default light blue). Nearest surface wins. ``backend``: 'gl' (moderngl: projection and
     clipping on the GL side, flat shading; fast), 'torch' (smooth shading), or 'auto' (gl when a
-    headless GL context works, else torch).
+    headless GL context works, else torch). Images with a side over ``MAX_OVERLAY_SIDE`` are
+    rendered at that size and scaled up while blending (bounded memory). ``in_place``: draw on
+    ``image`` itself (no copy) and return it.
     """
     h, w = image.shape[:2]
     n, nv = vertices.shape[:2]
     if n == 0:
-        return image.copy()
+        return image if in_place else image.copy()
     if colors is None:
         colors = torch.tensor([[0.55, 0.75, 1.0]]).expand(n, 3)
     from lrpose import render_gl
 
+    s = min(1.0, MAX_OVERLAY_SIDE / max(h, w))  # render at a capped size: same view, fewer pixels
+    rh, rw = (h, w) if s == 1.0 else (max(1, round(h * s)), max(1, round(w * s)))
+    focal = focal_px * rw / w
     if backend == "gl" or (backend == "auto" and render_gl.available()):
         cam = (vertices + trans[:, None, :].to(vertices.dtype)).numpy()
-        rgb, mask = render_gl.draw(cam, _faces_np(faces), colors.numpy(), focal_px, w, h)
-        return overlay(image, torch.from_numpy(rgb), torch.from_numpy(mask))
-    center = torch.tensor([[w / 2.0 - 0.5, h / 2.0 - 0.5]], dtype=vertices.dtype).expand(n, 2)
-    screen = project_to_screen(vertices, trans.to(vertices.dtype), focal_px, center).reshape(1, -1, 3)
+        layer, mask = render_gl.draw(cam, _faces_np(faces), colors.numpy(), focal, rw, rh)
+        return overlay(image, layer, mask, in_place=in_place)
+    center = torch.tensor([[rw / 2.0 - 0.5, rh / 2.0 - 0.5]], dtype=vertices.dtype).expand(n, 2)
+    screen = project_to_screen(vertices, trans.to(vertices.dtype), focal, center).reshape(1, -1, 3)
     all_faces = torch.cat([faces + i * nv for i in range(n)])
     cam_verts = (vertices + trans[:, None, :].to(vertices.dtype)).reshape(1, -1, 3)
     vcolors = colors.to(vertices.dtype)[:, None, :].expand(n, nv, 3).reshape(1, -1, 3)
-    frags = rasterize(screen, all_faces, h, w)
-    rgb = shade(frags, cam_verts, all_faces, vcolors)
-    return overlay(image, rgb[0], frags.mask[0])
+    frags = rasterize(screen, all_faces, rh, rw)
+    layer = (shade(frags, cam_verts, all_faces, vcolors)[0] * 255.0).clamp(0, 255).to(torch.uint8).numpy()
+    return overlay(image, layer, frags.mask[0].numpy(), in_place=in_place)

@@ -78,7 +78,7 @@ def draw(
     y down, z forward; translation included), colors (N, 3) in [0, 1], a pinhole camera with
     ``focal_px`` and the principal point at the image centre (pixel centres at integer + 0.5 edges,
     as ``lrpose.render``). Projection, clipping and depth test run in GL; shading is flat.
-    Returns (H, W, 3) float32 colours and (H, W) bool coverage."""
+    Returns (H, W, 3) uint8 colours and (H, W) bool coverage (views of one read-back buffer: no float copies)."""
     ctx, prog = _context()
     if ctx is None:
         raise RuntimeError(f"OpenGL unavailable: {unavailable_reason()}")
@@ -108,7 +108,7 @@ def draw(
     finally:
         for obj in (vao, vbo, ibo):
             obj.release()
-    return rgba[..., :3].astype(np.float32) / 255.0, rgba[..., 3] > 0
+    return rgba[..., :3], rgba[..., 3] > 0
 
 
 def _framebuffer(ctx, width: int, height: int):

@@ -94,8 +94,16 @@ class TrackWriter:
         """person-frames of the kept tracks fitted to keypoints."""
         self.residual_sums = np.zeros(2)
         """sums of the keypoint residual (px) before / after over those person-frames."""
+        self.below_minimum = 0
+        """person-frames of the kept tracks whose crop is below the 24 px the model is trained for."""
+        self.nonfinite = 0
+        """person-frames dropped because their estimate was not finite (NaN / inf)."""
 
     def add(self, p: PoseEstimate, time_s: float) -> None:
+        """Append one person-frame to its track; a non-finite estimate is counted and dropped."""
+        if not p.finite:
+            self.nonfinite += 1
+            return
         row = {**person_arrays(p, self.save_verts), "frame_ids": np.int32(p.frame_index), "time_s": time_s}
         self.rows.setdefault(p.track_id, []).append(row)
         self.observed[p.track_id] += int(p.observed)
@@ -120,6 +128,7 @@ class TrackWriter:
             self.ranges.update(arrays["range_index"].tolist())
             self.lengths[track_id] = len(rows)
             self.refined += int(arrays["refined"].sum())
+            self.below_minimum += int(arrays["below_min_size"].sum())
             self.residual_sums += arrays["kp_residual"][arrays["refined"]].sum(0)
         else:
             self.dropped += 1
@@ -210,8 +219,10 @@ class RunSummary:
     """Person-frames of the kept tracks fitted to detector keypoints."""
     kp_residual_px: list[float] | None = None
     """Mean distance (px) of the body's COCO keypoints to the detector's over those person-frames, before / after fitting."""
+    nonfinite_person_frames: int = 0
+    """Person-frames dropped because the network or fit gave NaN / infinite values (never written)."""
     warnings: list[str] = field(default_factory=list)
-    """One line each: input that was ignored (the run still completed)."""
+    """One line each: input that was ignored or results to treat with care (the run still completed)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys of a summary written by another version (kept when read back)."""
 

@@ -108,6 +108,23 @@ class PoseEstimate:
         """The crop is smaller than the 24 px the model was trained for."""
         return below_minimum(self.crop.side)
 
+    @property
+    def finite(self) -> bool:
+        """Every estimated value is finite (``keypoints2d`` / ``kp_residual`` are NaN by design when
+        absent and not checked). A non-finite estimate is never written."""
+        arrays = (
+            self.pose,
+            self.rotmats,
+            self.betas,
+            self.pred_cam,
+            self.orig_cam,
+            self.trans,
+            self.joints3d,
+            self.joints2d,
+            self.vertices,
+        )
+        return all(bool(np.isfinite(a).all()) for a in arrays)
+
 
 @dataclass(frozen=True)
 class FrameResult:

@@ -113,7 +113,7 @@ MAX_DRAWN_GAP = 3
 
 
 def _draw(result: FrameResult, store: TrackWriter, faces: torch.Tensor, focal: float, backend: str, hidden: set[int]) -> np.ndarray:
-    people = [p for p in result.people if p.track_id not in hidden and store.drawable(p.track_id, result.frame.index)]
+    people = [p for p in result.people if p.finite and p.track_id not in hidden and store.drawable(p.track_id, result.frame.index)]
     image = result.frame.image
     if not people:
         return image
@@ -214,7 +214,7 @@ def _process(source_path: Path, source: FrameSource, folder: Path, pipeline: Pip
                 ids = {p.track_id for p in result.people}
                 for p in result.people:
                     store.add(p, result.frame.time_s)
-                    if textures is not None:
+                    if textures is not None and p.finite:
                         textures.add(p, result.frame.image)
                 for gone in sorted(live - ids):
                     store.end(gone)
@@ -233,8 +233,19 @@ def _process(source_path: Path, source: FrameSource, folder: Path, pipeline: Pip
         summary.warnings.append(f"{dropped} detector keypoint(s) were not finite or outside the frame and were ignored")
     if boxes_before is not None:  # --boxes: boxes that never landed in this video, or were clipped
         summary.warnings.extend(pipeline.detector.report(frames, boxes_before))
+    summary.warnings += _warnings(store)
     summary.save(folder)
     return summary
+
+
+def _warnings(store: TrackWriter) -> list[str]:
+    """The summary's warning lines about results: non-finite estimates dropped, people below 24 px."""
+    lines = []
+    if store.nonfinite:
+        lines.append(f"{store.nonfinite} person-frame(s) had NaN or infinite estimates and were dropped (not written)")
+    if store.below_minimum:
+        lines.append(f"{store.below_minimum} person-frame(s) have a crop below the 24 px the model is trained for (less reliable)")
+    return lines
 
 
 class _Overlay:
@@ -291,6 +302,6 @@ def _summary(source_path: Path, source: FrameSource, frames: int, store: TrackWr
         detector=info.detector, temporal=info.temporal, checkpoint=info.checkpoint_id, body_model=info.body_id,
         untrained=info.untrained, seconds_per_stage={k: round(v, 3) for k, v in sorted(timer.seconds.items())},
         seconds=round(total, 3), frames_per_second=round(frames / total, 2) if total > 0 else None, error=source.error,
-        texture=info.texture, refined_person_frames=store.refined,
+        texture=info.texture, refined_person_frames=store.refined, nonfinite_person_frames=store.nonfinite,
         kp_residual_px=[round(float(v) / store.refined, 2) for v in store.residual_sums] if store.refined else None,
     )  # fmt: skip

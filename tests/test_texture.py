@@ -113,7 +113,7 @@ def test_image_texture_outputs_load_in_trimesh(tex_data, tmp_path, capsys):
 
 
 def test_reid_option_needs_weights(tex_data, tmp_path, capsys):
-    args = ["train", "texture", "--data", str(tex_data), "--out", str(tmp_path), "--steps", "1", "--reid-weight", "0.5"]
+    args = ["train", "texture", "--data", str(tex_data), "--out", str(tmp_path / "run"), "--steps", "1", "--reid-weight", "0.5"]
     assert main(args) == 1
     assert "needs --reid-weights" in capsys.readouterr().err
 

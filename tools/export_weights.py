@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from lrpose.files import atomic_torch_save
-from lrpose.models.checkpoint import read_weights_only
+from lrpose.models.checkpoint import read_weights_only, weights_digest
 
 
 def slim(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -35,6 +35,7 @@ def main() -> None:
         raise SystemExit(f"{args.src} is not an lrpose {args.kind} checkpoint")
     out = {k: v for k, v in obj.items() if k not in ("train_state", "state_dict", "meta")}
     out["state_dict"] = slim(obj["state_dict"])
+    out["weights_sha256"] = weights_digest(out["state_dict"])  # the digest of the float16 weights shipped
     meta = obj.get("meta", {})
     state = obj.get("train_state") or (meta if "optimizer" in meta else {})  # temporal runs before 0.3: state under meta
     keep = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) and k not in state}

@@ -14,7 +14,13 @@ RSC-Net files may also be the official release or SPIN's (detected by their keys
 field existed are "rscnet"); an official RSC-Net file runs the "rscnet" head (ReLU after fc1/fc2),
 a SPIN file SPIN's head without ReLU (``official.head_for``). Keys must match exactly: a missing or unexpected
 key is an error that lists them (only BatchNorm's ``num_batches_tracked`` may be absent). Every
-file is read with ``torch.load(weights_only=True)``: a checkpoint carrying pickled code is refused.
+file is read with ``torch.load(weights_only=True)``: a checkpoint carrying pickled code is refused,
+with lrpose's own message (never torch's advice to load it unsafely).
+
+Integrity: before torch reads a file, every member of its zip container is checked against its
+CRC (torch does not); our files also carry ``weights_sha256`` (:func:`weights_digest` of the state
+dict), verified at load when present (files written before it existed load without). Weights
+holding NaN or infinity are refused, so a damaged or diverged checkpoint never produces a result.
 
 ``find_*`` choose the network an inference command uses: the given file (must exist), else the
 one the asset resolver finds, else (RSC-Net, texture) an UNTRAINED seeded network flagged
@@ -23,7 +29,12 @@ one the asset resolver finds, else (RSC-Net, texture) an UNTRAINED seeded networ
 
 from __future__ import annotations
 
+import hashlib
 import pickle
+import re
+import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,15 +82,56 @@ def same_weights(id_a: str, id_b: str) -> bool:
     return id_a.split(":")[-1] == id_b.split(":")[-1]
 
 
-def read_weights_only(path: Path) -> Any:
-    """``torch.load(weights_only=True)`` with refusals and unreadable files as AssetFormatError."""
+def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) over a state dict's names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for k in sorted(state_dict):
+        t = state_dict[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _zip_damage(path: Path) -> str | None:
+    """Why the zip container of a checkpoint is damaged (a member failing its CRC, a broken member),
+    None when intact or not a zip (torch's legacy format: torch itself rejects a damaged one)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AssetFormatError(f"{path}: refused or unreadable checkpoint (only plain tensors are loaded): {first}") from None
-    except FileNotFoundError:
-        raise AssetFormatError(f"{path} does not exist") from None
+        if not zipfile.is_zipfile(path):
+            return None
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as e:
+        return f"its zip container is broken ({type(e).__name__})"
+    return f"member {bad} fails its CRC check" if bad else None
+
+
+def _refusal(e: Exception) -> str:
+    """lrpose's words for an exception of ``torch.load``: torch's own text may advise loading the file
+    with ``weights_only=False``, which would run any code it carries, so it is never passed on."""
+    if isinstance(e, pickle.UnpicklingError):
+        found = re.search(r"GLOBAL ([A-Za-z_][\w.]{0,80})", str(e))
+        what = f"it references {found.group(1)}" if found else "it holds pickled objects"
+        return f"refused: {what}, not only plain tensors; lrpose never runs code from a checkpoint"
+    return f"damaged, truncated or not a PyTorch checkpoint ({type(e).__name__} while reading it)"
+
+
+def read_weights_only(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` after the container's CRC check; a damaged, unreadable or
+    refused file is an AssetFormatError with lrpose's own one-line message."""
+    path = Path(path)
+    if not path.is_file():
+        raise AssetFormatError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+    damage = _zip_damage(path)
+    if damage is not None:
+        raise AssetFormatError(f"{path} is damaged: {damage}; re-download or restore it")
+    try:
+        with warnings.catch_warnings():  # torch's warnings about the pickle protocol of a refused file
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError as e:
+        raise AssetFormatError(f"{path} cannot be read ({e.strerror})") from None
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError, TypeError, KeyError, IndexError, OSError) as e:
+        raise AssetFormatError(f"{path}: {_refusal(e)}") from None
 
 
 def _ident(path: Path) -> str:
@@ -110,6 +162,12 @@ def _load_strict(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path
     bad = [f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items() if k in sd and sd[k].shape != v.shape]
     if bad:
         raise AssetFormatError(f"{path}: tensor shapes do not match the model: {', '.join(bad[:5])}")
+    nonfinite = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if nonfinite:
+        raise AssetFormatError(
+            f"{path}: {len(nonfinite)} weight tensor(s) hold NaN or infinite values ({', '.join(nonfinite[:3])}"
+            f"{' ...' if len(nonfinite) > 3 else ''}); the checkpoint is unusable (a diverged or damaged training run?)"
+        )
     merged = dict(expected)
     merged.update(sd)
     model.load_state_dict(merged, strict=True)
@@ -130,7 +188,12 @@ def _read_ours(path: Path, module_cls: type) -> tuple[torch.nn.Module, dict]:
         config = config_cls(**obj["config"])
     except (TypeError, KeyError, ValueError) as e:
         raise AssetFormatError(f"{path}: bad model config in checkpoint: {e}") from None
-    sd = obj["state_dict"]
+    sd = obj.get("state_dict")
+    if not isinstance(sd, dict) or not sd or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
+        raise AssetFormatError(f"{path}: lrpose {fmt.split('.')[1]} checkpoint without its weights (no 'state_dict' of tensors)")
+    digest = obj.get("weights_sha256")
+    if digest is not None and digest != weights_digest(sd):
+        raise AssetFormatError(f"{path} is damaged: its weights do not match the digest stored in it; re-download or restore it")
     if module_cls is TexGlo:
         module = TexGlo(config)
     else:
@@ -149,16 +212,19 @@ def save(
     meta: dict[str, Any] | None = None,
     train_state: dict[str, Any] | None = None,
 ) -> None:
-    """Write ``module`` as our self-describing checkpoint, atomically (temp file + rename).
+    """Write ``module`` as our self-describing checkpoint, atomically (temp file + rename), with the
+    digest of its weights (``weights_sha256``) that loading verifies.
 
     ``parent_id``: for a temporal module, the RSC-Net checkpoint id it belongs to. ``train_state``
     (step, optimizer, RNG, config, ...; plain tensors and numbers) makes the file resumable.
     """
+    state_dict = module.state_dict()
     payload: dict[str, Any] = {
         "format": FORMATS[type(module)],
         "format_version": FORMAT_VERSION,
         "config": module.config.to_dict(),
-        "state_dict": module.state_dict(),
+        "state_dict": state_dict,
+        "weights_sha256": weights_digest(state_dict),
         "body_id": body_id,
         "trained": bool(trained),
         "meta": dict(meta or {}),

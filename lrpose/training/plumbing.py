@@ -42,14 +42,48 @@ def config_json(cfg: Any) -> str:
     return json.dumps(asdict(cfg))
 
 
+RUN_FILES = ("last.pt", "train_log.csv", "loss.png", "train_summary.json", "eval.json")
+"""The files a training run writes into its folder (``--overwrite`` removes exactly these)."""
+CACHE_PREFIX = "features_"
+"""Cached inputs a run folder may hold before its run (the temporal trainer's ``features_*.npz``)."""
+
+
+def claim_run_folder(out: Path, resume: Path | None, overwrite: bool) -> None:
+    """Check ``out`` may receive a training run: a fresh run (no ``resume``) refuses a folder that
+    holds anything but cached features unless ``overwrite``, which removes an earlier run's files
+    (``RUN_FILES``; other files are left alone). InputError (one line) when refused."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+    if resume is not None:
+        if overwrite:
+            raise InputError("give either --resume (continue the run) or --overwrite (start again), not both")
+        return
+    present = sorted(p.name for p in out.iterdir() if not p.name.startswith(CACHE_PREFIX)) if out.is_dir() else []
+    if present and not overwrite:
+        shown = ", ".join(present[:4]) + (" ..." if len(present) > 4 else "")
+        raise InputError(
+            f"--out {out} is not empty ({shown}); continue its run with --resume {out / 'last.pt'}, "
+            "start again with --overwrite, or choose another folder"
+        )
+    for name in RUN_FILES if overwrite else ():
+        (out / name).unlink(missing_ok=True)
+
+
 def resume_state(resume: Path, cfg: Any) -> dict[str, Any]:
     """The training state of run checkpoint ``resume``; InputError naming the differing settings
-    when it was trained with another config than ``cfg`` (a dataclass)."""
+    when it was trained with another config than ``cfg`` (a dataclass), and saying so when the
+    output folder is the only difference (a copied or moved run folder)."""
     state = load_train_state(Path(resume))
     stored, current = json.loads(state.get("config", "{}")), json.loads(config_json(cfg))
     if stored != current:
-        diff = [f"{k} {stored.get(k, '(unset)')} -> {current.get(k, '(unset)')}" for k in sorted(stored.keys() | current.keys())
-                if stored.get(k) != current.get(k)]  # fmt: skip
+        keys = [k for k in sorted(stored.keys() | current.keys()) if stored.get(k) != current.get(k)]
+        if keys == ["out"]:
+            raise InputError(
+                f"{resume} was written by a run with --out {stored['out']}, this one has --out {current['out']}: the output "
+                f"folder is the only difference (a copied or moved run folder?); resume with --out {stored['out']}"
+            )
+        diff = [f"{k} {stored.get(k, '(unset)')} -> {current.get(k, '(unset)')}" for k in keys]
         raise InputError(f"{resume} was trained with different settings ({'; '.join(diff)}); resume with the same options")
     return state
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,6 +47,9 @@ from lrpose.training.scene import (
     sample_person,
 )
 
+MAX_N = {"crops": 10_000_000, "video": 100_000}
+"""Largest ``--n`` per kind (about 1 TB of 224 px crops, of 4 s 640x480 clips): a larger count is a typo."""
+
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -73,6 +77,8 @@ class SynthConfig:
     def __post_init__(self) -> None:
         check_choice("kind", self.kind, ("crops", "video"))
         check_minimums(self, n=1, workers=1, crop_size=1, tex_size=1, shard_size=1, fps=1, max_people=1)
+        if self.n > MAX_N[self.kind]:
+            raise InputError(f"--n must be at most {MAX_N[self.kind]:,} for --kind {self.kind}, got {self.n:,}")
         if self.seconds <= 0:
             raise InputError(f"--seconds must be positive, got {self.seconds}")
 
@@ -314,27 +320,27 @@ def _job(args: tuple[SynthConfig, BodyConfig, int, str]) -> str:
 
 
 def generate(cfg: SynthConfig, body_cfg: BodyConfig, out: Path, progress=None) -> list[Path]:
-    """Generate the dataset into ``out`` (resumable); ``progress(done, total)`` is called per file."""
+    """Generate the dataset into ``out`` (resumable); ``progress(done, total)`` is called per file.
+    Jobs are made lazily and handed to the workers a few at a time: memory does not grow with ``cfg.n``."""
     if cfg.backgrounds and not Path(cfg.backgrounds).is_dir():
         raise InputError(f"--backgrounds {cfg.backgrounds} is not a folder")
     if cfg.poses:
         load_pose_file(cfg.poses)  # fail early on a bad file
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot create the folder ({'a file is in the way' if out.is_file() else e.strerror})") from None
     jobs = -(-cfg.n // cfg.shard_size) if cfg.kind == "crops" else cfg.n
-    args = [(cfg, body_cfg, i, str(out)) for i in range(jobs)]
-    names = []
-    if cfg.workers > 1 and jobs > 1:
-        with mp.get_context("spawn").Pool(min(cfg.workers, jobs)) as pool:
-            for name in pool.imap(_job, args):
+    window = 4 * cfg.workers if cfg.workers > 1 and jobs > 1 else 1  # Pool.imap alone would queue every job at once
+    names: list[str] = []
+    with mp.get_context("spawn").Pool(min(cfg.workers, jobs)) if window > 1 else nullcontext() as pool:
+        for start in range(0, jobs, window):
+            batch = ((cfg, body_cfg, i, str(out)) for i in range(start, min(start + window, jobs)))
+            for name in pool.imap(_job, batch) if pool is not None else map(_job, batch):
                 names.append(name)
                 if progress:
                     progress(len(names), jobs)
-    else:
-        for a in args:
-            names.append(_job(a))
-            if progress:
-                progress(len(names), jobs)
     meta = {"kind": cfg.kind, "config": asdict(cfg), "files": names, "spin_j24_names": list(SPIN_J24_NAMES), "format_version": 1}
     atomic_write_bytes(out / "meta.json", json.dumps(meta, indent=1).encode())
     return [out / n for n in names]
