@@ -1,5 +1,6 @@
 """``lrpose export`` / ``lrpose video --export``: a results folder's tracks as an animated ``.glb``
-(all tracks, ``<folder>/<folder name>.glb``) and/or one ``.bvh`` per track (``<folder>/bvh/<id>.bvh``)."""
+(all tracks, ``<folder>/<folder name>.glb``, textured where ``--texture`` left
+``tracks/<id>_texture.png``) and/or one ``.bvh`` per track (``<folder>/bvh/<id>.bvh``)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def export_run(folder: Path, body: BodyModel, formats: tuple[str, ...]) -> list[
     written = []
     if "glb" in formats:
         path = folder / f"{folder.name}.glb"
-        write_glb(path, body, tracks)
+        textures = {a.track_id: p.read_bytes() for a in tracks if (p := folder / "tracks" / f"{a.track_id:04d}_texture.png").is_file()}
+        write_glb(path, body, tracks, textures)
         written.append(path)
     if "bvh" in formats:
         (folder / "bvh").mkdir(exist_ok=True)

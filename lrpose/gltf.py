@@ -2,11 +2,13 @@
 
 Layout (glTF 2.0 spec; y up, metres, seconds; checked with the Khronos validator in the tests):
 
-- one mesh shared by every track: the body model's template vertices, faces, its linear-blend
+- one set of mesh data shared by every track: the body model's template vertices, faces, its linear-blend
   skinning weights (up to 8 influences: ``JOINTS_0/1``, ``WEIGHTS_0/1``) and its 10 shape blend
   shapes as morph targets; each track's mesh node sets the morph weights to the track's betas, so
   the skin deforms exactly as lrpose's body (the stand-in has no pose correctives; for the real
   SMPL they are left out: a few mm);
+- with textures (``lrpose video --texture``): the vertices split along the body's UV seams, UVs, and
+  per textured track a mesh on the same data with its own material and embedded PNG;
 - per track a skeleton of 24 joint nodes named ``track<ID>/<joint>`` (rest offsets from the track's
   shape) and a skin whose inverse bind matrices are the rest joints' translations;
 - one animation: per joint a rotation channel (LINEAR, quaternions), per root a translation channel
@@ -43,6 +45,14 @@ class _Buffer:
         self.data = bytearray()
         self.views: list[dict] = []
         self.accessors: list[dict] = []
+
+    def add_bytes(self, data: bytes) -> int:
+        """Append raw bytes (an embedded image) as one buffer view; returns its index."""
+        while len(self.data) % 4:
+            self.data.append(0)
+        self.views.append({"buffer": 0, "byteOffset": len(self.data), "byteLength": len(data)})
+        self.data += data
+        return len(self.views) - 1
 
     def add(self, array: np.ndarray, kind: str, component: int, target: int | None = None, bounds: bool = False) -> int:
         """Append ``array`` (rows = elements) as one accessor of ``kind`` (SCALAR, VEC3, MAT4, ...); returns its index."""
@@ -90,27 +100,67 @@ def _visibility(anim: TrackAnimation, start: float) -> tuple[np.ndarray, np.ndar
     return np.array(times), np.repeat(np.array(scales)[:, None], 3, 1)
 
 
-def _mesh(buf: _Buffer, body: BodyModel) -> dict:
-    """The body's template mesh with its skinning weights and its shape blend shapes as morph targets."""
+def _uv_split(body: BodyModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The body's mesh with one vertex per (vertex, UV) pair (glTF has one UV per vertex; the body's UV
+    layout has seams): (N,) source vertex of each, (N, 2) glTF UVs (origin top-left), (F, 3) faces."""
+    corners = np.stack([body.faces.numpy().reshape(-1), body.uv_faces.numpy().reshape(-1)], 1)
+    pairs, inverse = np.unique(corners, axis=0, return_inverse=True)
+    uv = body.uv.double().numpy()[pairs[:, 1]]
+    return pairs[:, 0], np.stack([uv[:, 0], 1.0 - uv[:, 1]], 1), inverse.reshape(-1, 3)
+
+
+def _primitive(buf: _Buffer, body: BodyModel, textured: bool) -> dict:
+    """The body's template mesh with its skinning weights and its shape blend shapes as morph targets
+    (and UVs when ``textured``, the vertices split along the UV seams)."""
     layer = body.layer
-    template = layer.v_template.double().numpy()
-    joints, weights = _skin_influences(layer.lbs_weights.double().numpy())
+    if textured:
+        src, uv, faces = _uv_split(body)
+    else:
+        src, uv, faces = np.arange(body.num_vertices), None, body.faces.numpy()
+    template = layer.v_template.double().numpy()[src]
+    joints, weights = _skin_influences(layer.lbs_weights.double().numpy()[src])
     attributes = {"POSITION": buf.add(template, "VEC3", FLOAT, ARRAY_BUFFER, bounds=True)}
+    if uv is not None:
+        attributes["TEXCOORD_0"] = buf.add(uv, "VEC2", FLOAT, ARRAY_BUFFER)
     for i in range(len(joints)):
         attributes[f"JOINTS_{i}"] = buf.add(joints[i], "VEC4", UINT8, ARRAY_BUFFER)
         attributes[f"WEIGHTS_{i}"] = buf.add(weights[i], "VEC4", FLOAT, ARRAY_BUFFER)
-    shapedirs = layer.shapedirs.double().numpy()  # (V, 3, 10)
+    shapedirs = layer.shapedirs.double().numpy()[src]  # (N, 3, 10)
     targets = [{"POSITION": buf.add(shapedirs[:, :, k], "VEC3", FLOAT, ARRAY_BUFFER, bounds=True)} for k in range(shapedirs.shape[2])]
-    indices = buf.add(body.faces.numpy().reshape(-1), "SCALAR", UINT32, ELEMENT_ARRAY_BUFFER)
-    return {"name": "body", "primitives": [{"attributes": attributes, "indices": indices, "targets": targets}]}
+    indices = buf.add(faces.reshape(-1), "SCALAR", UINT32, ELEMENT_ARRAY_BUFFER)
+    return {"attributes": attributes, "indices": indices, "targets": targets}
 
 
-def write_glb(path: Path, body: BodyModel, tracks: list[TrackAnimation]) -> None:
-    """Write every track of one video as an animated skinned body into ``path`` (atomically)."""
+def _materials(buf: _Buffer, textures: dict[int, bytes]) -> tuple[dict[int, int], dict]:
+    """One material per textured track (its UV texture PNG embedded): track id -> material index, and
+    the document's ``materials``/``textures``/``images``/``samplers``."""
+    index, doc = {}, {"materials": [], "textures": [], "images": [], "samplers": [{"magFilter": 9729, "minFilter": 9729}]}
+    for track_id, png in sorted(textures.items()):
+        doc["images"].append({"bufferView": buf.add_bytes(png), "mimeType": "image/png"})
+        doc["textures"].append({"source": len(doc["images"]) - 1, "sampler": 0})
+        base = {"baseColorTexture": {"index": len(doc["textures"]) - 1}, "metallicFactor": 0.0, "roughnessFactor": 1.0}
+        doc["materials"].append({"name": f"track{track_id}", "pbrMetallicRoughness": base})
+        index[track_id] = len(doc["materials"]) - 1
+    return index, doc if index else {}
+
+
+def write_glb(path: Path, body: BodyModel, tracks: list[TrackAnimation], textures: dict[int, bytes] | None = None) -> None:
+    """Write every track of one video as an animated skinned body into ``path`` (atomically);
+    ``textures``: track id -> its UV texture PNG (``lrpose video --texture``), used when the body has UVs."""
     if not tracks:
         raise ValueError("no tracks to export")
     buf = _Buffer()
-    mesh = _mesh(buf, body)
+    textures = {k: v for k, v in (textures or {}).items() if any(a.track_id == k for a in tracks)} if body.uv is not None else {}
+    primitive = _primitive(buf, body, textured=bool(textures))
+    material, extra = _materials(buf, textures)
+    meshes, mesh_of = [], {}
+    for anim in tracks:  # every mesh shares the accessors; a textured track's has its own material
+        if anim.track_id in material:
+            meshes.append({"name": f"track{anim.track_id}/body", "primitives": [{**primitive, "material": material[anim.track_id]}]})
+            mesh_of[anim.track_id] = len(meshes) - 1
+        elif "plain" not in mesh_of:
+            meshes.append({"name": "body", "primitives": [primitive]})
+            mesh_of["plain"] = len(meshes) - 1
     nodes: list[dict] = []
     skins: list[dict] = []
     channels: list[dict] = []
@@ -143,10 +193,10 @@ def write_glb(path: Path, body: BodyModel, tracks: list[TrackAnimation]) -> None
         ibm[:, :3, 3] = -anim.rest_joints  # bind pose: the unposed body at the origin
         skins.append({"name": f"track{anim.track_id}", "joints": list(range(first, first + 24)), "skeleton": first,
                       "inverseBindMatrices": buf.add(ibm.transpose(0, 2, 1).reshape(24, 16), "MAT4", FLOAT)})  # fmt: skip
-        nodes.append({"name": f"track{anim.track_id}/body", "mesh": 0, "skin": len(skins) - 1, "weights": anim.betas.tolist()})
+        mesh = mesh_of.get(anim.track_id, mesh_of.get("plain"))
+        nodes.append({"name": f"track{anim.track_id}/body", "mesh": mesh, "skin": len(skins) - 1, "weights": anim.betas.tolist()})
         nodes.append({"name": f"track{anim.track_id}", "children": [first]})  # a group per skeleton: Blender makes one armature each
         scene_roots += [len(nodes) - 2, len(nodes) - 1]  # the skinned mesh stays a root node (glTF ignores its parents)
-    extra = {}
     if tracks[0].camera is not None:  # the video's camera at the origin, looking down -z: the view of the overlay
         extra["cameras"] = [_camera(tracks)]
         nodes.append({"name": "video camera", "camera": 0})
@@ -156,7 +206,7 @@ def write_glb(path: Path, body: BodyModel, tracks: list[TrackAnimation]) -> None
         "scene": 0,
         "scenes": [{"name": "lrpose", "nodes": scene_roots}],
         "nodes": nodes,
-        "meshes": [mesh],
+        "meshes": meshes,
         "skins": skins,
         "animations": [{"name": "tracks", "samplers": samplers, "channels": channels}],
         "buffers": [{"byteLength": len(buf.data)}],

@@ -8,9 +8,11 @@ import struct
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
+from scipy.spatial import cKDTree
 
 from lrpose.animation import UPRIGHT, read_tracks, track_animation
 from lrpose.body import load_body
@@ -57,7 +59,10 @@ def run(tmp_path_factory):
     for i, tr in tracks.items():
         save_npz(folder / "tracks" / f"{i:04d}.npz", tr)
     anims = read_tracks(folder, body)
-    write_glb(folder / "clip.glb", body, anims)
+    texture = np.zeros((16, 16, 3), np.uint8)
+    texture[:8] = (200, 40, 40)  # top half red: the body's UV layout decides where it lands
+    ok, png = cv2.imencode(".png", texture)
+    write_glb(folder / "clip.glb", body, anims, {7: png.tobytes()})  # track 7 textured, track 3 plain
     for a in anims:
         write_bvh(folder / f"{a.track_id}.bvh", a)
     return body, folder, tracks, anims
@@ -83,7 +88,7 @@ def _accessor(doc: dict, binary: bytes, i: int) -> np.ndarray:
     acc = doc["accessors"][i]
     view = doc["bufferViews"][acc["bufferView"]]
     dtype = {5126: np.float32, 5121: np.uint8, 5125: np.uint32}[acc["componentType"]]
-    width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}[acc["type"]]
+    width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}[acc["type"]]
     return np.frombuffer(binary, dtype, acc["count"] * width, view["byteOffset"]).reshape(acc["count"], width)
 
 
@@ -110,6 +115,13 @@ def test_glb_read_back_and_skinned_by_the_spec_gives_lrposes_vertices(run):
     }
     names = [n["name"] for n in doc["nodes"]]
     assert names.count("video camera") == 1 and len(doc["skins"]) == 2
+    textured = {n["name"]: doc["meshes"][n["mesh"]]["primitives"][0].get("material") for n in doc["nodes"] if "mesh" in n}
+    assert textured == {"track3/body": None, "track7/body": 0} and doc["images"][0]["mimeType"] == "image/png"
+    view = doc["bufferViews"][doc["images"][0]["bufferView"]]
+    png = binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]
+    assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:8].mean((0, 1)).tolist() == [200, 40, 40]  # the PNG as given
+    uv = _accessor(doc, binary, prim["attributes"]["TEXCOORD_0"])
+    assert uv.min() >= 0.0 and uv.max() <= 1.0
     for skin, anim in zip(doc["skins"], anims, strict=True):
         assert skin["name"] == f"track{anim.track_id}" and len(skin["joints"]) == 24
         assert names[skin["joints"][4]] == f"track{anim.track_id}/left_knee"
@@ -131,7 +143,9 @@ def test_glb_read_back_and_skinned_by_the_spec_gives_lrposes_vertices(run):
             mats = world @ ibm  # (24, 4, 4)
             blended = np.einsum("vk,vkij->vij", weights, mats[joints])
             skinned = np.einsum("vij,vj->vi", blended[:, :3, :3], rest) + blended[:, :3, 3]
-            assert np.abs(skinned - verts[k]).max() < 1e-4  # metres
+            dist, nearest = cKDTree(verts[k]).query(skinned)
+            assert dist.max() < 1e-4  # metres: every (seam-split) vertex of the file sits on lrpose's posed vertex
+            assert len(np.unique(nearest)) == verts.shape[1]  # and every vertex of lrpose's body is there
         # the body is hidden where the track has no results (track 7: frames 4-5 and before frame 2)
         vis = channels[(skin["joints"][0], "scale")]
         assert vis["interpolation"] == "STEP"
