@@ -29,15 +29,13 @@ import torch
 
 from lrpose.body import load_body
 from lrpose.detect import YoloDetector
+from lrpose.facing import body_faces_camera, keypoint_facing, turn_around
 from lrpose.files import save_png
 from lrpose.geometry import focal_for, rot6d_to_rotmat
 from lrpose.models.checkpoint import default_mean_params, find_rscnet
 from lrpose.pipeline import Pipeline
 from lrpose.refine import RefineConfig, Refiner
 from lrpose.render import render_overlay
-
-L_SIDE, R_SIDE = (5, 11), (6, 12)
-"""COCO left and right shoulder and hip."""
 
 
 def photos() -> dict[str, Path]:
@@ -63,11 +61,12 @@ def photos() -> dict[str, Path]:
     return found
 
 
-def facing_sign(kp: np.ndarray, min_conf: float = 0.5) -> float:
-    """+ toward the camera (the person's left side on the image's right), - away, 0 unclear; in units
-    of the shoulder/hip spread over the box height is not needed: the sign is what counts."""
-    d = [kp[a, 0] - kp[b, 0] for a, b in zip(L_SIDE, R_SIDE, strict=True) if kp[a, 2] >= min_conf and kp[b, 2] >= min_conf]
-    return float(np.mean(d)) if d else 0.0
+def facing_sign(kp: np.ndarray, height: float, min_conf: float = 0.5) -> float:
+    """``lrpose.facing.keypoint_facing`` of one person's (17, 3) keypoints (confidence >= ``min_conf``):
+    + towards the camera, - away, units of ``height``."""
+    k = torch.from_numpy(np.asarray(kp, np.float32))
+    conf = torch.where(k[:, 2] >= min_conf, k[:, 2], torch.zeros(()))
+    return float(keypoint_facing(k[None, :, :2], conf[None], torch.tensor([height])))
 
 
 def similarity_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -134,9 +133,9 @@ def main() -> None:
         photo = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
         ref = det(photo, 0)
         for p, (box, kp) in enumerate(zip(ref.boxes_xyxy, ref.keypoints, strict=True)):
-            sign = facing_sign(kp)
             bh = float(box[3] - box[1])
-            if abs(sign) < 0.03 * bh or (kp[:, 2] >= 0.5).sum() < 8:
+            sign = facing_sign(kp, bh)
+            if abs(sign) < RefineConfig().facing_clear or (kp[:, 2] >= 0.5).sum() < 8:
                 continue
             for height in args.heights:
                 s = 1.0 if height == 0 else min(1.0, height / bh)
@@ -157,15 +156,15 @@ def main() -> None:
                 for m, pipe in pipes.items():
                     est = pipe.estimate_image(canvas, lbox, lkp)
                     uv = body_keypoints(body, reg, est.rotmats, est.betas, est.trans, cw, ch)
-                    toward = est.rotmats[0, 2, 2] < 0
+                    toward = bool(body_faces_camera(torch.from_numpy(est.rotmats[0])))
                     ok = float(toward == (sign > 0))
                     err = float(np.linalg.norm(uv - truth, axis=1)[seen].mean() / lh)
                     shape = similarity_error(uv[seen], truth[seen]) / lh
                     rot = est.rotmats.copy()
                     rot[1:] = mean_rot[1:]
                     muv = body_keypoints(body, reg, rot, est.betas, est.trans, cw, ch)
-                    if (rot[0, 2, 2] < 0) != (sign > 0):  # the mean pose facing the right way
-                        rot[0] = rot[0] @ np.diag([-1.0, 1.0, -1.0])
+                    if bool(body_faces_camera(torch.from_numpy(rot[0]))) != (sign > 0):  # the mean pose facing the right way
+                        rot = turn_around(torch.from_numpy(rot)[None])[0].numpy()
                         muv = body_keypoints(body, reg, rot, est.betas, est.trans, cw, ch)
                     mshape = similarity_error(muv[seen], truth[seen]) / lh
                     rows.setdefault((height, m), []).append((ok, err, shape, mshape, det_err, float(est.refined)))

@@ -31,7 +31,7 @@ from lrpose.cli import (
     on_interrupt,
     progress_bar,
 )  # fmt: skip
-from lrpose.errors import LrposeError
+from lrpose.errors import InputError, LrposeError
 
 
 @app.command()
@@ -94,23 +94,31 @@ def video(
     if ray:
         from lrpose.cluster import RaySettings, run_on_ray
 
+        if threads:
+            raise InputError("with --ray each task's threads are --task-cpus; leave --threads out")
         rows = run_on_ray(items, out, resume, params, RaySettings(ray_address, workers, task_cpus))
         body = load_body_for(config, smpl, gender, standin) if formats else None
     else:
         set_threads(threads)
         run, body = video_runner(params)
         rows = _run_sources(items, out, resume, run)
-    for summary, folder in rows if formats else []:
-        if not isinstance(summary, str) and not summary.error and summary.tracks:
-            files = export_run(Path(folder), body, formats)
-            console.print(
-                f"exported {', '.join(str(f) for f in files[:2])}{f' and {len(files) - 2} more' if len(files) > 2 else ''}", soft_wrap=True
-            )
     if rows:
         console.print(summary_table(rows))
         for line in stage_lines(rows):
             console.print(line, soft_wrap=True, highlight=False)
-    if any(isinstance(r, str) or r.error for r, _ in rows):
+    failed = any(isinstance(r, str) or r.error for r, _ in rows)
+    for summary, folder in rows if formats else []:
+        if isinstance(summary, str) or summary.error or not summary.tracks:
+            continue
+        try:
+            files = export_run(Path(folder), body, formats)
+        except LrposeError as e:  # one line; the other videos are still exported
+            err_console.print(Text.assemble(("error: ", "bold red"), f"export of {folder}: {e}"))
+            failed = True
+            continue
+        more = f" and {len(files) - 2} more" if len(files) > 2 else ""
+        console.print(f"exported {', '.join(str(f) for f in files[:2])}{more}", soft_wrap=True)
+    if failed:
         raise typer.Exit(1)
 
 

@@ -75,6 +75,9 @@ def run_on_ray(items: list[Path], out: Path, resume: bool, params: dict, setting
     from lrpose.results import read_summary
     from lrpose.video import is_finished, output_names
 
+    out = out.resolve()  # workers (maybe on other machines) do not share this process's working folder
+    params = {k: v.resolve() if isinstance(v, Path) else v for k, v in params.items()}
+    items = [s.resolve() for s in items]
     todo, rows, earlier = [], {}, []
     for src, name in zip(items, output_names(items), strict=True):
         if resume and is_finished(out / name, src):
@@ -104,6 +107,8 @@ def run_on_ray(items: list[Path], out: Path, resume: bool, params: dict, setting
                 else:
                     frames += summary.frames
                     rows[src] = (summary, str(folder))
+                    if summary.error:
+                        err_console.print(f"error: {summary.error}", style="red", soft_wrap=True)
                 bar.update(task, advance=1, info=f"{frames} frames")
     finally:
         ray.shutdown()

@@ -1,5 +1,5 @@
 """``lrpose export`` / ``lrpose video --export``: a results folder's tracks as an animated ``.glb``
-(all tracks, ``<folder>/<folder name>.glb``, textured where ``--texture`` left
+(all tracks, ``<folder>/<folder name>.glb`` e.g. ``results/walk_2/walk_2.glb``, textured where ``--texture`` left
 ``tracks/<id>_texture.png``) and/or one ``.bvh`` per track (``<folder>/bvh/<id>.bvh``)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from lrpose.animation import read_tracks
 from lrpose.body import BodyModel
 from lrpose.bvh import write_bvh
 from lrpose.errors import InputError
+from lrpose.files import make_folder
 from lrpose.gltf import write_glb
 
 FORMATS = ("glb", "bvh")
@@ -29,12 +30,13 @@ def export_run(folder: Path, body: BodyModel, formats: tuple[str, ...]) -> list[
     tracks = read_tracks(folder, body)
     written = []
     if "glb" in formats:
-        path = folder / f"{folder.name}.glb"
+        path = folder / f"{folder.resolve().name}.glb"
         textures = {a.track_id: p.read_bytes() for a in tracks if (p := folder / "tracks" / f"{a.track_id:04d}_texture.png").is_file()}
         write_glb(path, body, tracks, textures)
         written.append(path)
     if "bvh" in formats:
-        (folder / "bvh").mkdir(exist_ok=True)
+        for old in make_folder(folder / "bvh").glob("*.bvh"):  # tracks of an earlier run
+            old.unlink()
         for anim in tracks:
             path = folder / "bvh" / f"{anim.track_id:04d}.bvh"
             write_bvh(path, anim)

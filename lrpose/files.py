@@ -145,28 +145,42 @@ class FolderLock:
         self.path = make_folder(folder) / LOCK_NAME
 
     def acquire(self) -> None:
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+        """Take the lock: the file appears with the PID already in it (written to a temp file, then
+        hard-linked into place), so no other run ever reads an empty lock; an unreadable or empty lock
+        younger than 10 s is treated as held (its creator may be another kind of writer)."""
+        tmp = self.path.with_name(f".lrpose.lock.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(str(os.getpid()))
+        except OSError as e:
+            raise output_error(tmp, e) from None
+        try:
+            for _ in range(2):
                 try:
-                    pid = int(self.path.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and pid != os.getpid() and _alive(pid):
-                    raise InputError(
-                        f"{self.path.parent} is in use by another lrpose run (process {pid}); wait for it or use another --out"
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            except OSError as e:
-                raise output_error(self.path, e) from None
-            try:
-                _write_all(fd, str(os.getpid()).encode())
-            finally:
-                os.close(fd)
-            return
-        raise InputError(f"could not take the lock {self.path}")
+                    os.link(tmp, self.path)
+                    return
+                except FileExistsError:
+                    self._refuse_or_clear()
+                except OSError as e:
+                    raise output_error(self.path, e) from None
+            raise InputError(f"could not take the lock {self.path}")
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _refuse_or_clear(self) -> None:
+        """An existing lock: InputError while its process lives (or it is too fresh to judge), else removed."""
+        import time
+
+        try:
+            pid = int(self.path.read_text().strip() or 0)
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return  # released meanwhile: try again
+        except (OSError, ValueError):
+            pid, age = 0, 0.0
+        if (pid and pid != os.getpid() and _alive(pid)) or (not pid and age < 10.0):
+            who = f"process {pid}" if pid else "a run starting now"
+            raise InputError(f"{self.path.parent} is in use by another lrpose run ({who}); wait for it or use another --out") from None
+        self.path.unlink(missing_ok=True)  # stale: its process is gone
 
     def release(self) -> None:
         try:

@@ -243,6 +243,9 @@ class Pipeline:
         if self.refiner is not None and np.isfinite(keypoints).all(-1).any():
             with timer("refine"):
                 rotmats, betas, cam, fit = self._refine(boxes, squares, rotmats, betas, cam, keypoints, w, h)
+        elif self.refiner is not None and self._facing:  # no keypoints in this batch (--det-stride): the tracks' facing still holds
+            said = torch.stack([self._facing.get(b.track_id, torch.tensor(0.0)) for b in boxes])
+            rotmats = self._turn_unfitted(rotmats, said, torch.zeros(len(boxes), dtype=torch.bool))
         with timer("body"):
             g = body_geometry(self.body, rotmats, betas, cam, squares, size, w, h)
         feats, rot_np, betas_np, cam_np = out.features.numpy(), rotmats.numpy(), betas.numpy(), cam.numpy()
@@ -300,19 +303,19 @@ class Pipeline:
                 self._anchors[track_id] = fit.anchors[k]
             else:
                 self._anchors.pop(track_id, None)
-        rot = fit.rotmats
-        # bodies not fitted (too small, too few keypoints, or a fit that did not help) keep the network's
-        # body, turned round where the track's keypoints (seen while the person was tall enough) clearly
-        # say it faces the other way
-        unfitted = ~fit.refined & (said.abs() >= cfg.facing_clear)
-        wrong = unfitted & (body_faces_camera(rot[:, 0]) != (said > 0))
-        if bool(wrong.any()):
-            rot = torch.where(wrong[:, None, None, None], turn_around(rot), rot)
+        rot = self._turn_unfitted(fit.rotmats, said, fit.refined)
         if not bool(fit.refined.any()):
             return rot, betas, cam, fit
         new_cam = cam_full_to_crop(fit.trans, center, side, size, torch.full((n,), focal))
         cam = torch.where(fit.refined[:, None], new_cam, cam)
         return rot, fit.betas, cam, fit
+
+    def _turn_unfitted(self, rot: torch.Tensor, said: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
+        """Bodies not fitted (too small, too few keypoints, a fit that did not help, or no keypoints in this
+        batch) keep the network's pose, turned round where the track's keypoints (``said``, seen while
+        the person was tall enough) clearly say it faces the other way."""
+        wrong = ~refined & (said.abs() >= self.refiner.config.facing_clear) & (body_faces_camera(rot[:, 0]) != (said > 0))
+        return torch.where(wrong[:, None, None, None], turn_around(rot), rot) if bool(wrong.any()) else rot
 
     def _smooth(self, pending: list[Pending], states: dict[int, torch.Tensor], out) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The temporal module, one frame at a time per track (online); a new track starts from zeros."""

@@ -65,10 +65,12 @@ def current_load() -> float:
 
 
 def auto_threads(cores: int | None = None, load: float | None = None) -> int:
-    """Threads to use: the cores not busy with other work (``cores - load``, rounded down), 1 to
+    """Threads to use: the cores not busy with other work (``cores - load``, rounded; a machine-wide load
+    measured here is scaled to this process's share of the cores), 1 to
     ``MAX_AUTO_THREADS``; 1 on a loaded machine."""
     cores = usable_cores() if cores is None else cores
-    load = current_load() if load is None else load
+    if load is None:  # the load is machine-wide: count only this process's share of the machine's cores
+        load = current_load() * cores / max(cores, os.cpu_count() or cores)
     return max(1, min(cores, MAX_AUTO_THREADS, int(cores - load + 0.5)))
 
 

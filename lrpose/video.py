@@ -156,10 +156,20 @@ def _size(path: Path) -> int | None:
 
 def _fresh_folder(folder: Path) -> Path:
     """``folder/tracks`` emptied of a previous run's results (a rerun replaces them), no summary, and
-    no temporary files a killed run left (``.overlay.*.mp4``, ``.*.tmp``; safe: the caller holds the lock)."""
+    no exports of the old tracks (``*.glb``, ``bvh/*.bvh``), no temporary files a killed run left
+    (``.overlay.*.mp4``, ``.*.tmp``; safe: the caller holds the lock)."""
     tracks_dir = make_folder(folder / "tracks")
-    for old in [*tracks_dir.glob("*.npz"), *tracks_dir.glob("*.obj"), *tracks_dir.glob("*.mtl"), *tracks_dir.glob("*.png"),
-                *tracks_dir.glob(".*.tmp"), *folder.glob(".*.tmp"), *folder.glob(".overlay.*.mp4")]:  # fmt: skip
+    for old in [
+        *tracks_dir.glob("*.npz"),
+        *tracks_dir.glob("*.obj"),
+        *tracks_dir.glob("*.mtl"),
+        *tracks_dir.glob("*.png"),
+        *tracks_dir.glob(".*.tmp"),
+        *folder.glob(".*.tmp"),
+        *folder.glob(".overlay.*.mp4"),
+        *folder.glob("*.glb"),
+        *folder.glob("bvh/*.bvh"),
+    ]:  # fmt: skip  (exports of the old tracks)
         old.unlink(missing_ok=True)
     (folder / "summary.json").unlink(missing_ok=True)
     return tracks_dir

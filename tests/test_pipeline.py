@@ -184,3 +184,17 @@ def test_a_person_too_small_to_fit_is_turned_the_way_the_track_faced_when_larger
     refined = [p.refined for p in people]
     assert refined[:5] == [True] * 5 and refined[6:] == [False] * 2  # (frame 5's fit may not beat the start: not used)
     assert [bool(body_faces_camera(torch.from_numpy(p.rotmats[0]))) for p in people] == [True] * 8
+
+
+def test_frames_between_detections_keep_the_tracks_facing(parts):
+    """With --det-stride 8 and batches of 4 frames, frames 4-7 have no keypoints at all: the network's
+    away-facing body is still turned the way the track's keypoints said (before, it flipped back)."""
+    from lrpose.facing import body_faces_camera
+    from lrpose.refine import Refiner
+
+    _, body = parts
+    det = FrontalKeypoints(body, swapped=set())
+    pipe = Pipeline(AwayModel(), body, det, None, PipelineConfig(det_stride=8, max_gap=8, batch_frames=4), refiner=Refiner(body))
+    people = [r.people[0] for r in pipe.run((Frame(i, np.full((240, 320, 3), 90, np.uint8), i / 10) for i in range(12)), fps=10.0)]
+    assert [p.refined for p in people] == [True] + [False] * 7 + [True] + [False] * 3
+    assert all(bool(body_faces_camera(torch.from_numpy(p.rotmats[0]))) for p in people)
