@@ -39,14 +39,25 @@ def without_shipped_networks(monkeypatch: pytest.MonkeyPatch, tmp_path):
     return only_body
 
 
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    """A tiny trained-flagged RSC-Net checkpoint (ResNet-18 at 32 px, seeded random weights)."""
+def _tiny_checkpoint(tmp_path_factory, input_size: int):
+    """A trained-flagged ResNet-18 RSC-Net at ``input_size`` px with seeded random weights."""
     from lrpose.models.checkpoint import save
     from lrpose.models.rscnet import RSCNet, RSCNetConfig
     from tests.test_models import mean_params
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ck") / "tiny.pt"
-    save(path, RSCNet(RSCNetConfig(depth=18, input_size=32), mean_params()), "standin-anny:test", trained=True)
+    save(path, RSCNet(RSCNetConfig(depth=18, input_size=input_size), mean_params()), "standin-anny:test", trained=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A tiny trained-flagged RSC-Net checkpoint (ResNet-18 at 32 px, seeded random weights)."""
+    return _tiny_checkpoint(tmp_path_factory, 32)
+
+
+@pytest.fixture(scope="session")
+def tiny64(tmp_path_factory):
+    """The same at 64 px (the shipped model's input size)."""
+    return _tiny_checkpoint(tmp_path_factory, 64)

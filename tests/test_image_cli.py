@@ -10,22 +10,11 @@ import pytest
 import torch
 
 from lrpose.cli import main
-from lrpose.models.checkpoint import save
-from lrpose.models.rscnet import RSCNet, RSCNetConfig
-from tests.test_models import mean_params
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "person_64px.png"
 FRAME_KEYS = {"pred_cam", "orig_cam", "pose", "rotmats", "betas", "joints3d", "joints2d", "bboxes", "boxes_xyxy", "crop_xyxy",
               "range_index", "native_size", "below_min_size", "trans", "observed", "keypoints2d", "refined", "kp_residual"}  # fmt: skip
 KEYS = FRAME_KEYS | {"image_size", "focal_px", "body_model", "checkpoint", "untrained"}
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
-    save(path, RSCNet(RSCNetConfig(depth=18, input_size=64), mean_params()), "standin-anny:test", trained=True)
-    return path
 
 
 def test_default_run_without_weights_warns_untrained(tmp_path, capsys, without_shipped_networks):
@@ -42,12 +31,12 @@ def test_default_run_without_weights_warns_untrained(tmp_path, capsys, without_s
     assert (overlay != cv2.imread(str(EXAMPLE))).any()  # a mesh was drawn
 
 
-def test_box_weights_and_geometric_consistency(tmp_path, tiny_checkpoint, capsys):
+def test_box_weights_and_geometric_consistency(tmp_path, tiny64, capsys):
     img = np.zeros((240, 320, 3), np.uint8)
     img[60:190, 140:190] = 180
     cv2.imwrite(str(tmp_path / "scene.png"), img)
     args = ["image", str(tmp_path / "scene.png"), "--out", str(tmp_path / "o"), "--box", "140,60,190,190"]
-    assert main([*args, "--weights", str(tiny_checkpoint), "--save-verts"]) == 0
+    assert main([*args, "--weights", str(tiny64), "--save-verts"]) == 0
     assert "WARNING" not in capsys.readouterr().err
     z = np.load(tmp_path / "o" / "scene.npz")
     assert not bool(z["untrained"]) and str(z["checkpoint"]).startswith("tiny.pt:")
@@ -58,7 +47,7 @@ def test_box_weights_and_geometric_consistency(tmp_path, tiny_checkpoint, capsys
     f = float(z["focal_px"])
     proj = f * j[0, :, :2] / j[0, :, 2:] + torch.tensor([320 / 2 - 0.5, 240 / 2 - 0.5])
     assert np.abs(proj.numpy() - z["joints2d"]).max() < 0.05 * 156
-    assert main([*args, "--weights", str(tiny_checkpoint), "--box-scale", "1.0", "--out", str(tmp_path / "o1")]) == 0
+    assert main([*args, "--weights", str(tiny64), "--box-scale", "1.0", "--out", str(tmp_path / "o1")]) == 0
     z1 = np.load(tmp_path / "o1" / "scene.npz")
     assert int(z1["native_size"]) == 130 and int(z1["range_index"]) == 1  # the box as it is
     assert z1["crop_xyxy"].tolist() == [100.0, 60.0, 230.0, 190.0]  # centre (165, 125), corners rounded

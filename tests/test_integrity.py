@@ -33,14 +33,6 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(str(p) for p in folder.rglob(".*") if p.is_file())
 
 
-@pytest.fixture(scope="module")
-def tiny64(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
-    save(path, RSCNet(RSCNetConfig(depth=18, input_size=64), mean_params()), "standin-anny:test", trained=True)
-    return path
-
-
 @pytest.fixture
 def person_png(tmp_path) -> Path:
     img = np.zeros((96, 64, 3), np.uint8)
