@@ -15,7 +15,6 @@ from lrpose.cli import (
     BoxScaleOpt,
     ConfigOpt,
     GenderOpt,
-    RefineItersOpt,
     RefineMinHeightOpt,
     RefineOpt,
     SmplOpt,
@@ -43,12 +42,19 @@ def video(
     boxes: Annotated[
         Path | None, typer.Option("--boxes", help="JSON boxes per frame instead of a detector: x1,y1,x2,y2 corners in pixels (see README).")
     ] = None,
-    det_size: Annotated[int, typer.Option("--det-size", help="Detector input size (longer side, px); larger finds smaller people.")] = 1280,
+    det_size: Annotated[
+        str,
+        typer.Option("--det-size", help="Detector input (longer side, px; larger finds smaller people) or auto: YOLO sized to the people."),
+    ] = "auto",
     det_conf: Annotated[float | None, typer.Option("--det-conf", help="Detector score threshold (yolo 0.25, hog 0.3).")] = None,
-    det_stride: Annotated[int, typer.Option("--det-stride", help="Detect every k-th frame; the tracker bridges the rest.")] = 1,
+    det_stride: Annotated[
+        str, typer.Option("--det-stride", help="Detect every k-th frame (the tracker bridges the rest) or auto: ~7.5 detections a second.")
+    ] = "auto",
     min_track: Annotated[int, typer.Option("--min-track", help="Drop tracks with fewer detected frames.")] = 8,
     max_gap: Annotated[int, typer.Option("--max-gap", help="Bridge up to this many frames without a detection.")] = 10,
-    batch_frames: Annotated[int, typer.Option("--batch-frames", help="Frames per RSC-Net batch.")] = 4,
+    batch_frames: Annotated[
+        int, typer.Option("--batch-frames", help="Frames per RSC-Net batch (fits between detector runs are interpolated within one).")
+    ] = 8,
     box_scale: BoxScaleOpt = 1.2,
     weights: Annotated[Path | None, typer.Option("--weights", help="RSC-Net checkpoint (lrpose, official RSC-Net.pt or SPIN).")] = None,
     temporal_weights: Annotated[Path | None, typer.Option("--temporal-weights", help="Temporal module checkpoint.")] = None,
@@ -63,7 +69,13 @@ def video(
     texture_weights: Annotated[Path | None, typer.Option("--texture-weights", help="Texture network checkpoint.")] = None,
     texture_stride: Annotated[int, typer.Option("--texture-stride", help="Predict the texture on every k-th frame.")] = 5,
     refine: RefineOpt = True,
-    refine_iters: RefineItersOpt = 10,
+    refine_iters: Annotated[
+        int | None, typer.Option("--refine-iters", help="Levenberg-Marquardt iterations of the keypoint fit (default 10; --fast 5).")
+    ] = None,
+    fast: Annotated[
+        bool,
+        typer.Option("--fast", help="Fastest settings: half the detections, a smaller detector input, 5 fit iterations (README: speed)."),
+    ] = False,
     refine_min_height: RefineMinHeightOpt = REFINE_MIN_HEIGHT,
     export: Annotated[
         str | None, typer.Option("--export", help="Also write glb (animated glTF of every track) and/or bvh (one per track): glb,bvh.")
@@ -124,15 +136,38 @@ def video(
 
 def _video_configs(p: dict):  # noqa: ANN202 - (PipelineConfig, VideoOptions)
     """The pipeline and video options of ``lrpose video``'s option values (each checks itself)."""
-    from lrpose.pipeline import PipelineConfig
+    from lrpose.detect import parse_det_size
+    from lrpose.pipeline import DETECTIONS_PER_SECOND, FAST_DETECTIONS_PER_SECOND, PipelineConfig
     from lrpose.video import VideoOptions
 
-    pipe_cfg = PipelineConfig(det_stride=p["det_stride"], max_gap=p["max_gap"], batch_frames=p["batch_frames"], box_scale=p["box_scale"])
+    parse_det_size(p["det_size"])
+    per_second = FAST_DETECTIONS_PER_SECOND if p["fast"] else DETECTIONS_PER_SECOND
+    pipe_cfg = PipelineConfig(
+        det_stride=_stride(p["det_stride"]), detections_per_second=per_second, max_gap=p["max_gap"], batch_frames=p["batch_frames"],
+        box_scale=p["box_scale"],
+    )  # fmt: skip
     options = VideoOptions(
         min_track=p["min_track"], save_verts=p["save_verts"], overlay=not p["no_overlay"], render_backend=p["render"],
         texture_stride=p["texture_stride"],
     )  # fmt: skip
     return pipe_cfg, options
+
+
+FAST_REFINE_ITERS = 5
+"""Keypoint-fit iterations with ``--fast`` (10 otherwise)."""
+
+
+def _stride(text: str) -> int:
+    """``--det-stride``: auto (0) or a stride of at least 1."""
+    if text.strip().lower() == "auto":
+        return 0
+    try:
+        stride = int(text)
+    except ValueError:
+        raise InputError(f"--det-stride must be auto or a whole number of frames, got '{text}'") from None
+    if stride < 1:
+        raise InputError(f"--det-stride must be at least 1, got {stride}")
+    return stride
 
 
 def video_runner(params: dict):  # noqa: ANN201 - (run, body)
@@ -149,14 +184,15 @@ def video_runner(params: dict):  # noqa: ANN201 - (run, body)
     pipe_cfg, options = _video_configs(p)
     body = load_body_for(p["config"], p["smpl"], p["gender"], p["standin"])
     model, info, texture_net, texture_id = _networks(body, p["weights"], p["texture"], p["texture_weights"])
-    det, det_line = make_detector(p["detector"], p["detector_weights"], p["boxes"], p["det_size"], p["det_conf"])
+    det, det_line = make_detector(p["detector"], p["detector_weights"], p["boxes"], p["det_size"], p["det_conf"], p["fast"])
     temporal = find_temporal(p["temporal_weights"], model, info, enabled=not p["no_temporal"])
     if temporal.note:
         note("note: " + temporal.note)
     console.print(
         f"detector: {det_line} | temporal: {temporal.line} | RSC-Net: {info.checkpoint_id} | body: {body.body_id}", soft_wrap=True
     )
-    refiner = _refiner(body, p["refine"], p["refine_iters"], p["refine_min_height"])
+    iters = p["refine_iters"] if p["refine_iters"] is not None else (FAST_REFINE_ITERS if p["fast"] else 10)
+    refiner = _refiner(body, p["refine"], iters, p["refine_min_height"])
     pipeline = Pipeline(model, body, det, temporal.module, pipe_cfg, refiner=refiner)
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, temporal.line, texture_id)
     return partial(process_video, pipeline=pipeline, body=body, info=run_info, options=options, texture_net=texture_net), body

@@ -227,13 +227,39 @@ def yolo_available() -> bool:
     return True
 
 
+AUTO_MAX = 1280
+"""Automatic YOLO input size: the full look (every ``AUTO_RESCAN``-th call), px."""
+AUTO_MIN = 320
+AUTO_PERSON = 144.0
+"""Between full looks the input is sized so the smallest person known is about this tall (px): YOLO's keypoints
+of people 68-129 px tall were as good at 1280 px as at 896 px only for the taller half (``benchmarks/RESULTS.md``)."""
+FAST_PERSON = 96.0
+"""The same with ``--fast``."""
+AUTO_RESCAN = 4
+
+
+def auto_side(longer: int, smallest: float | None, calls: int, person: float = AUTO_PERSON) -> int:
+    """Automatic YOLO input size (longer side, px, a multiple of 32) for a frame whose longer side is
+    ``longer`` px, when the detector's last call found people at least ``smallest`` px tall (None: nobody)
+    and it has been called ``calls`` times on this video: ``AUTO_MAX`` on every ``AUTO_RESCAN``-th call
+    and while no one is known (a full look, which finds small and new people); in between the size at
+    which the smallest person would be ``person`` px tall (scaled 0.5-4x, within ``AUTO_MIN``-``AUTO_MAX``)."""
+    if smallest is None or calls % AUTO_RESCAN == 0:
+        side = float(AUTO_MAX)
+    else:
+        side = longer * min(max(person / max(smallest, 1.0), 0.5), 4.0)
+    return int(min(max(round(side / 32), AUTO_MIN // 32), AUTO_MAX // 32)) * 32
+
+
 class YoloDetector:
     """Ultralytics YOLO (detect or pose checkpoint), class 0 = person, letterboxed to ``det_size``
     (a multiple of 32; larger finds smaller people: 1280 found 56-94 px pedestrians at conf 0.1)."""
 
     name = "yolo"
 
-    def __init__(self, weights: Path, det_size: int = 1280, conf: float = 0.25, min_height: float = 16.0) -> None:
+    def __init__(
+        self, weights: Path, det_size: int | None = None, conf: float = 0.25, min_height: float = 16.0, person_px: float = AUTO_PERSON
+    ) -> None:
         import torch
 
         _ultralytics_offline()
@@ -248,26 +274,48 @@ class YoloDetector:
             model, _ = load_checkpoint(str(weights), device="cpu")
         except Exception as e:
             raise AssetFormatError(f"{weights} is not an Ultralytics YOLO checkpoint lrpose can load weights-only ({e})") from None
-        self.model = model.float().eval()
+        model = model.float().eval()
+        self.model = (model.fuse(verbose=False) if hasattr(model, "fuse") else model).to(memory_format=torch.channels_last)
+        """Conv + batch norm fused and channels-last: the same detections, ~1.5x faster on the CPU (benchmarks/RESULTS.md)."""
         self._nms = non_max_suppression
         self._torch = torch
         self.weights = Path(weights)
-        self.det_size = max(32, int(round(det_size / 32)) * 32)
-        self.conf, self.min_height = conf, min_height
+        self.det_size = None if det_size is None else max(32, int(round(det_size / 32)) * 32)
+        """Input size (longer side, px); None: chosen per frame from the people's sizes (``input_side``)."""
+        self.conf, self.min_height, self.person_px = conf, min_height, person_px
+        self._smallest: float | None = None
+        self._calls = 0
         self.person = next((k for k, v in self.model.names.items() if v == "person"), 0)
         shape = getattr(self.model, "kpt_shape", None) or getattr(self.model, "yaml", {}).get("kpt_shape")
         self.keypoints = tuple(shape) == (17, 3) if shape is not None else False
         """True for a COCO-17 pose model (e.g. yolo11n-pose): detections carry keypoints."""
 
+    def input_side(self, width: int, height: int) -> int:
+        """The input size (longer side, px) for the next ``width`` x ``height`` frame: ``det_size`` when set, else ``auto_side``."""
+        return self.det_size if self.det_size is not None else auto_side(max(width, height), self._smallest, self._calls, self.person_px)
+
     def __call__(self, image: np.ndarray, frame_index: int) -> Detections:
+        dets = self._detect(image, self.input_side(image.shape[1], image.shape[0]))
+        self._calls += 1
+        heights = dets.boxes_xyxy[:, 3] - dets.boxes_xyxy[:, 1]
+        self._smallest = float(heights.min()) if len(heights) else None
+        return dets
+
+    def new_scene(self) -> None:
+        """Forget the people seen so far (the next frames come from another camera): the next call looks at full size."""
+        self._smallest, self._calls = None, 0
+
+    def _detect(self, image: np.ndarray, side: int) -> Detections:
         torch = self._torch
         h, w = image.shape[:2]
-        scale = self.det_size / max(h, w)
+        scale = side / max(h, w)
         nh, nw = round(h * scale), round(w * scale)
-        canvas = np.full((self.det_size, self.det_size, 3), 114, np.uint8)
-        top, left = (self.det_size - nh) // 2, (self.det_size - nw) // 2
+        # letterboxed to the smallest multiple of 32 on each side (not a square: a 4:3 frame costs 3/4 of one)
+        ch, cw = -(-nh // 32) * 32, -(-nw // 32) * 32
+        canvas = np.full((ch, cw, 3), 114, np.uint8)
+        top, left = (ch - nh) // 2, (cw - nw) // 2
         canvas[top : top + nh, left : left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        x = torch.from_numpy(canvas).permute(2, 0, 1)[None].float() / 255.0
+        x = (torch.from_numpy(canvas).permute(2, 0, 1)[None].float() / 255.0).contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
             raw = self.model(x)
         pred = raw[0] if isinstance(raw, (list, tuple)) else raw
@@ -283,26 +331,47 @@ class YoloDetector:
         return _clean(boxes, det[:, 4], w, h, self.min_height, kps)
 
 
+def parse_det_size(text: str | int | None) -> int | None:
+    """``--det-size``: ``auto`` (None) or a size of at least 32 px."""
+    if text is None or str(text).strip().lower() == "auto":
+        return None
+    try:
+        size = int(str(text))
+    except ValueError:
+        raise InputError(f"--det-size must be auto or a number of pixels, got '{text}'") from None
+    if size < 32:
+        raise InputError(f"--det-size must be at least 32, got {size}")
+    return size
+
+
 def make_detector(
-    kind: str = "auto", weights: Path | None = None, boxes: Path | None = None, det_size: int = 1280, conf: float | None = None
+    kind: str = "auto",
+    weights: Path | None = None,
+    boxes: Path | None = None,
+    det_size: int | str | None = None,
+    conf: float | None = None,
+    fast: bool = False,
 ) -> tuple[Detector, str]:
     """The detector for ``kind`` (auto | yolo | hog; ``boxes`` overrides) and one line saying which
-    detector runs and why (shown in the run summary)."""
-    if det_size < 32:
-        raise InputError(f"--det-size must be at least 32, got {det_size}")
+    detector runs and why (shown in the run summary). ``det_size`` None / ``auto``: YOLO sizes its input
+    from the people (``YoloDetector.input_side``; smaller with ``fast``), HOG uses 1280."""
+    size = parse_det_size(det_size)
     if boxes is not None:
         return BoxesFile(boxes), f"boxes from {boxes}"
     if kind not in ("auto", "yolo", "hog"):
         raise InputError(f"--detector must be auto, yolo or hog, not '{kind}'")
+    hog_size = size or 1280
     if kind in ("auto", "yolo"):
         found = assets.locate("detector", weights)
         path = assets.resolve("detector", weights) if kind == "yolo" or weights is not None else found.path
         if path is not None and (kind == "yolo" or yolo_available()):
-            return YoloDetector(path, det_size, 0.25 if conf is None else conf), f"yolo ({path.name}, input {det_size} px)"
+            shown = f"{size} px" if size else f"auto {AUTO_MIN}-{AUTO_MAX} px" + (", fast" if fast else "")
+            person = FAST_PERSON if fast else AUTO_PERSON
+            return YoloDetector(path, size, 0.25 if conf is None else conf, person_px=person), f"yolo ({path.name}, input {shown})"
         if kind == "auto":
             why = "no YOLO weights found" if path is None else "ultralytics is not installed"
-            return HogDetector(det_size, 0.3 if conf is None else conf), f"hog (fallback: {why}; see 'YOLO detector' in the README)"
-    return HogDetector(det_size, 0.3 if conf is None else conf), f"hog (input {det_size} px)"
+            return HogDetector(hog_size, 0.3 if conf is None else conf), f"hog (fallback: {why}; see 'YOLO detector' in the README)"
+    return HogDetector(hog_size, 0.3 if conf is None else conf), f"hog (input {hog_size} px)"
 
 
 def find_person(detector: Detector, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -33,6 +33,10 @@ class KeypointSkinner:
             self.moment_shapedirs = torch.einsum("ksj,sil->kjil", rw, shapedirs[support])  # (17, 24, 3, 10)
             self.joint_shapedirs = torch.einsum("jv,vik->jik", j_reg, shapedirs)  # (24, 3, 10)
         self.parents = layer.parents
+        below = torch.eye(len(self.parents), dtype=dt)  # (24, 24): [j, k] = 1 where k is j or below j in the tree
+        for k in range(1, len(self.parents)):
+            below[:, k] += below[:, int(self.parents[k])]
+        self.below = below.clamp_max(1.0)
 
     def select(self, rows: torch.Tensor) -> KeypointSkinner:
         """The skinner of people ``rows`` (may repeat)."""
@@ -51,6 +55,29 @@ class KeypointSkinner:
             moments = moments + torch.nn.functional.pad(torch.einsum("kjil,bl->bkji", self.moment_shapedirs, dbetas), (0, 1))
         _, rel = batch_rigid_transform(rotmats, joints, self.parents, dtype=rotmats.dtype)
         return torch.einsum("bjim,bkjm->bki", rel[:, :, :3, :], moments) + trans[:, None]
+
+    def probed(self, rotmats: torch.Tensor, trans: torch.Tensor, probes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keypoints of (B, 24, 3, 3) ``rotmats`` + (B, 3) ``trans``, and of the same bodies with one joint's
+        rotation replaced at a time: ``probes`` (B, 24, D, 3, 3) holds D alternatives for each joint's
+        rotation. Returns (B, 17, 3) and (B, 24, D, 17, 3), camera frame; exact (the same as calling the
+        skinner on each changed pose), at the cost of one kinematic chain instead of 24 x D: changing
+        joint j turns every transform below it about the joint's posed position ``c_j`` by the world
+        rotation ``W = Rp (R_j' R_j^T) Rp^T`` (``Rp``: j's parent's world rotation), so each keypoint moves by
+        ``(W - I)`` applied to its skinning moments below j taken about ``c_j``."""
+        from smplx.lbs import batch_rigid_transform
+
+        posed, rel = batch_rigid_transform(rotmats, self.joints_rest, self.parents, dtype=rotmats.dtype)
+        per_joint = torch.einsum("bjim,bkjm->bkji", rel[:, :, :3, :], self.moments)  # (B, 17, 24, 3): each joint's share
+        pts = per_joint.sum(2) + trans[:, None]
+        below = self.below.to(rotmats.dtype)
+        share = torch.einsum("jl,bkli->bjki", below, per_joint)  # (B, 24, 17, 3): what joint j moves
+        weight = torch.einsum("jl,bkl->bjk", below, self.moments[..., 3])  # (B, 24, 17): its skinning weight
+        about = share - posed[:, :, None, :] * weight[..., None]  # moments about the joint's posed position
+        world = rel[:, :, :3, :3]
+        parent_world = torch.cat([torch.eye(3, dtype=rotmats.dtype).expand(len(rotmats), 1, 3, 3), world[:, self.parents[1:]]], 1)
+        turn = parent_world[:, :, None] @ probes @ rotmats[:, :, None].transpose(-1, -2) @ parent_world[:, :, None].transpose(-1, -2)
+        turn = turn - torch.eye(3, dtype=rotmats.dtype)
+        return pts, pts[:, None, None] + torch.einsum("bjdxy,bjky->bjdkx", turn, about)
 
 
 def project(points: torch.Tensor, focal_px: float, center_px: torch.Tensor) -> torch.Tensor:

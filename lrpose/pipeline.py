@@ -4,7 +4,7 @@
     over people and ``batch_frames`` frames) -> temporal GRU (online, one hidden state per track)
     -> body model -> ``FrameResult``
 
-Memory is bounded: at most ``batch_frames`` decoded frames are held, plus one GRU state per live
+Memory is bounded: at most ``batch_frames + det_stride`` decoded frames are held, plus one GRU state per live
 track. Consumers (``lrpose.video``) write tracks and the overlay as results stream out. The image
 command uses the same estimation step (``Pipeline.estimate_image``: one person, track 0, frame 0).
 """
@@ -26,6 +26,7 @@ from lrpose.crops import BOX_SCALE, SquareCrop, apply_affine, check_box_scale, c
 from lrpose.detect import Detector
 from lrpose.errors import InputError
 from lrpose.facing import body_faces_camera, keypoint_facing, turn_around
+from lrpose.fit_carry import FitCarry
 from lrpose.geometry import cam_crop_to_full, cam_full_to_crop, focal_for, rotmat_to_axis_angle, weak_perspective_project
 from lrpose.models.rscnet import RSCNet
 from lrpose.models.temporal import TemporalModule
@@ -34,22 +35,38 @@ from lrpose.resolution import select_range
 from lrpose.track import SortTracker, Tracker
 from lrpose.types import Frame, FrameResult, PoseEstimate, TrackedBox
 
+DETECTIONS_PER_SECOND = 7.5
+"""Automatic ``--det-stride``: detector runs per second of video (15 fps: every 2nd frame, 30 fps: every 4th)."""
+
+
+FAST_DETECTIONS_PER_SECOND = 3.75
+"""The same with ``--fast`` (15 fps: every 4th frame)."""
+
+
+def auto_stride(fps: float, max_gap: int, per_second: float = DETECTIONS_PER_SECOND) -> int:
+    """The automatic detector stride for a ``fps`` video: about ``per_second`` runs a second, at most
+    ``max_gap`` (a missed detection must not end a track)."""
+    return int(max(1, min(round(fps / per_second), max(max_gap, 1))))
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
     """Options of the per-video loop."""
 
-    det_stride: int = 1
-    """Run the detector on every k-th frame; the tracker predicts the boxes in between."""
+    det_stride: int = 0
+    """Run the detector on every k-th frame; the tracker predicts the boxes in between (0: automatic,
+    ``auto_stride``: about ``detections_per_second`` detector runs per second of video)."""
+    detections_per_second: float = DETECTIONS_PER_SECOND
+    """With the automatic stride (``FAST_DETECTIONS_PER_SECOND`` with ``--fast``)."""
     max_gap: int = 10
     """Frames a person may go undetected before the track ends (bridged by the tracker)."""
-    batch_frames: int = 4
+    batch_frames: int = 8
     """Frames whose crops go through RSC-Net in one batch."""
     box_scale: float = BOX_SCALE
     """Side of the square crop / the person box's longer side (``--box-scale``; 1.0: the box as it is)."""
 
     def __post_init__(self) -> None:
-        check_minimums(self, det_stride=1, max_gap=0, batch_frames=1)
+        check_minimums(self, det_stride=0, max_gap=0, batch_frames=1, detections_per_second=0.01)
         check_box_scale(self.box_scale)
         if self.det_stride > 1 and self.max_gap < self.det_stride:
             raise InputError(
@@ -174,6 +191,8 @@ class Pipeline:
         self._anchors: dict[int, torch.Tensor] = {}
         """Per track: the last refined frame's fit (``RefineResult.anchors``), for the temporal term."""
         self._facing: dict[int, torch.Tensor] = {}
+        self._carry = FitCarry()
+        """Per track: how its last fit changed the network's estimate, for the frames between detector runs."""
         """Per track: its keypoints' facing evidence so far (``lrpose.facing``), for the front/back choice."""
         self.config = config or PipelineConfig()
         self.timer = timer or StageTimer()
@@ -183,16 +202,18 @@ class Pipeline:
         cfg, timer = self.config, self.timer
         tracker = tracker or SortTracker(fps, cfg.max_gap)
         states: dict[int, torch.Tensor] = {}
-        self._anchors, self._facing = {}, {}
+        self._anchors, self._facing, self._carry = {}, {}, FitCarry()
         pending: list[Pending] = []
+        stride = cfg.det_stride or auto_stride(fps, cfg.max_gap, cfg.detections_per_second)
         for frame in timer.iterate("decode", frames):
-            detected = frame.index % cfg.det_stride == 0
+            detected = frame.index % stride == 0
             with timer("detect"):
                 dets = self.detector(frame.image, frame.index) if detected else None
             with timer("track"):
                 boxes = tracker.update(dets, frame.index)
             pending.append((frame, boxes, detected))
-            if len(pending) >= cfg.batch_frames:
+            # a batch ends on a detected frame, so the frames before it lie between two fits (``lrpose.fit_carry``)
+            if len(pending) >= cfg.batch_frames and (detected or len(pending) >= cfg.batch_frames + stride):
                 yield from self.estimate(pending, states)
                 pending = []
         if pending:
@@ -208,11 +229,12 @@ class Pipeline:
         else:
             box, scale = validate_box(box_xyxy, w, h), self.config.box_scale
         pending = [(Frame(0, image, 0.0), [TrackedBox(0, 0, box, 1.0, True, keypoints)], True)]
-        saved, self._anchors, self._facing = (self._anchors, self._facing), {}, {}  # an image has no past
+        saved = (self._anchors, self._facing, self._carry)
+        self._anchors, self._facing, self._carry = {}, {}, FitCarry()  # an image has no past
         try:
             return next(self.estimate(pending, {}, scale)).people[0]
         finally:
-            self._anchors, self._facing = saved
+            self._anchors, self._facing, self._carry = saved
 
     @torch.no_grad()
     def estimate(self, pending: list[Pending], states: dict[int, torch.Tensor], scale: float | None = None) -> Iterator[FrameResult]:
@@ -243,9 +265,13 @@ class Pipeline:
         if self.refiner is not None and np.isfinite(keypoints).all(-1).any():
             with timer("refine"):
                 rotmats, betas, cam, fit = self._refine(boxes, squares, rotmats, betas, cam, keypoints, w, h)
-        elif self.refiner is not None and self._facing:  # no keypoints in this batch (--det-stride): the tracks' facing still holds
-            said = torch.stack([self._facing.get(b.track_id, torch.tensor(0.0)) for b in boxes])
-            rotmats = self._turn_unfitted(rotmats, said, torch.zeros(len(boxes), dtype=torch.bool))
+        elif self.refiner is not None and (self._facing or self._carry.corrections):  # no keypoints in this batch (--det-stride):
+            with timer("refine"):  # the tracks' last fits and facing still hold
+                none = torch.zeros(len(boxes), dtype=torch.bool)
+                frames = [b.frame_index for b in boxes]
+                rotmats, cam, carried = self._carry.run([b.track_id for b in boxes], frames, none, ~none, rotmats, rotmats, cam, cam)
+                said = torch.stack([self._facing.get(b.track_id, torch.tensor(0.0)) for b in boxes])
+                rotmats = self._turn_unfitted(rotmats, said, carried)
         with timer("body"):
             g = body_geometry(self.body, rotmats, betas, cam, squares, size, w, h)
         feats, rot_np, betas_np, cam_np = out.features.numpy(), rotmats.numpy(), betas.numpy(), cam.numpy()
@@ -278,37 +304,41 @@ class Pipeline:
         kp = torch.nan_to_num(torch.from_numpy(keypoints).float())
         cfg = self.refiner.config
         said = keypoint_facing(kp[..., :2], torch.where(kp[..., 2] >= cfg.min_conf, kp[..., 2], 0.0), heights)
-        previous, last = [], {}
+        has_kp = torch.from_numpy(np.isfinite(keypoints).all(-1).any(-1))
+        previous, last, last_kp = [], {}, {}
         carry = torch.full((n, 17, 4), float("nan"))
         for k, b in enumerate(boxes):  # boxes come frame by frame, in order
-            previous.append(last.get(b.track_id, -1))
-            last[b.track_id] = k
+            # the track's previous frame with keypoints (frames between detector runs have none)
+            previous.append(last_kp.get(b.track_id, -1))
             if previous[-1] < 0 and b.track_id in self._anchors:
                 carry[k] = self._anchors[b.track_id]
             # which way the track faces: its keypoints' evidence, accumulated over the frames where the person is tall
             # enough for the detector's left/right labels (kept through the others)
-            before = said[previous[-1]] if previous[-1] >= 0 else self._facing.get(b.track_id)
+            before = said[last[b.track_id]] if b.track_id in last else self._facing.get(b.track_id)
             if float(said[k]) == 0.0 or heights[k] < cfg.min_height:
                 said[k] = 0.0 if before is None else before
             elif before is not None:
                 said[k] = cfg.facing_memory * before + (1.0 - cfg.facing_memory) * said[k]
+            last[b.track_id] = k
+            if bool(has_kp[k]):
+                last_kp[b.track_id] = k
         fit = self.refiner.fit(
             rotmats, betas, trans, torch.from_numpy(keypoints), heights, focal, torch.tensor([w / 2 - 0.5, h / 2 - 0.5]),
             torch.tensor(previous, dtype=torch.long), carry, said,
         )  # fmt: skip
         self._facing = {i: said[k] for i, k in last.items()}
         self._anchors = {i: a for i, a in self._anchors.items() if i in last}  # live tracks appear in every batch
-        for track_id, k in last.items():  # a track's last frame here anchors its next one, if it was fitted
+        for track_id, k in last_kp.items():  # a track's last frame with keypoints anchors its next one, if it was fitted
             if bool(fit.refined[k]):
                 self._anchors[track_id] = fit.anchors[k]
             else:
                 self._anchors.pop(track_id, None)
-        rot = self._turn_unfitted(fit.rotmats, said, fit.refined)
-        if not bool(fit.refined.any()):
-            return rot, betas, cam, fit
         new_cam = cam_full_to_crop(fit.trans, center, side, size, torch.full((n,), focal))
-        cam = torch.where(fit.refined[:, None], new_cam, cam)
-        return rot, fit.betas, cam, fit
+        fit_cam = torch.where(fit.refined[:, None], new_cam, cam)
+        ids, frames = [b.track_id for b in boxes], [b.frame_index for b in boxes]
+        rot, fit_cam, carried = self._carry.run(ids, frames, fit.refined, ~has_kp, rotmats, fit.rotmats, cam, fit_cam)
+        rot = self._turn_unfitted(rot, said, fit.refined | carried)
+        return rot, fit.betas if bool(fit.refined.any()) else betas, fit_cam, fit
 
     def _turn_unfitted(self, rot: torch.Tensor, said: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
         """Bodies not fitted (too small, too few keypoints, a fit that did not help, or no keypoints in this
@@ -318,21 +348,26 @@ class Pipeline:
         return torch.where(wrong[:, None, None, None], turn_around(rot), rot) if bool(wrong.any()) else rot
 
     def _smooth(self, pending: list[Pending], states: dict[int, torch.Tensor], out) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The temporal module, one frame at a time per track (online); a new track starts from zeros."""
-        rotmats, betas, cam = out.rotmats.clone(), out.betas.clone(), out.cam.clone()
+        """The temporal module, online: each track's run of consecutive frames continues its state (a track
+        missing from a frame starts again from zeros); all runs of the batch in one call."""
+        runs: list[tuple[int, list[int], bool]] = []  # (track id, its rows, starts at the batch's first frame)
+        open_runs: dict[int, tuple[int, list[int], bool]] = {}
+        row = 0
+        for f, (_, boxes, _) in enumerate(pending):
+            ids = {b.track_id for b in boxes}
+            runs += [open_runs.pop(i) for i in list(open_runs) if i not in ids]
+            for b in boxes:
+                open_runs.setdefault(b.track_id, (b.track_id, [], f == 0))[1].append(row)
+                row += 1
+        last = list(open_runs.values())  # the runs that reach the batch's last frame carry their state on
+        runs += last
         cfg = self.temporal.config
-        start = 0
-        for _, boxes, _ in pending:
-            ids = [b.track_id for b in boxes]
-            for gone in set(states) - set(ids):
-                del states[gone]
-            if ids:
-                rows = slice(start, start + len(ids))
-                zero = torch.zeros(cfg.layers, 1, cfg.hidden)
-                h0 = torch.cat([states.get(i, zero) for i in ids], 1)
-                t = self.temporal(out.features[rows][:, None], h0)
-                rotmats[rows], betas[rows], cam[rows] = t.rotmats[:, 0], t.betas[:, 0], t.cam[:, 0]
-                for k, i in enumerate(ids):
-                    states[i] = t.state[:, k : k + 1]
-            start += len(ids)
-        return rotmats, betas, cam
+        zero = torch.zeros(cfg.layers, 1, cfg.hidden)
+        start = torch.cat([states.get(i, zero) if first else zero for i, _, first in runs], 1)
+        rot, betas, cam, final = self.temporal.sequences([out.features[rows] for _, rows, _ in runs], start)
+        order = torch.tensor([r for _, rows, _ in runs for r in rows])
+        rotmats, betas_out, cam_out = out.rotmats.clone(), out.betas.clone(), out.cam.clone()
+        rotmats[order], betas_out[order], cam_out[order] = rot, betas, cam
+        states.clear()
+        states.update({i: final[:, len(runs) - len(last) + k : len(runs) - len(last) + k + 1] for k, (i, _, _) in enumerate(last)})
+        return rotmats, betas_out, cam_out

@@ -21,10 +21,11 @@ Loss, per person (keypoint residuals in units of the person's box height ``h``):
 - joint limits: knees and elbows bend one way, the spine does not fold;
 - temporal: the change from the track's previous (already fitted) frame of the keypoints relative to
   the torso (metres) and of the log depth: frames are fitted in order, each anchored to the one before;
-- front/back: every fit is also started from the body turned 180 degrees about its own vertical
-  axis; the start with the lower final data + limit + temporal cost wins, plus ``facing`` for a fit
-  that faces the other way than the keypoints' left/right order clearly says (``lrpose.facing``; a
-  side-on person leaves it to the data and the track's previous frame).
+- front/back: where the keypoints' left/right order (``lrpose.facing``) clearly says which way the
+  person faces, the fit starts from the network's pose turned to face that way; elsewhere it is also
+  started from the body turned 180 degrees about its own vertical axis and the start with the lower
+  final data + limit + temporal cost wins, plus ``facing`` for a fit that ends facing the other way than
+  the keypoints clearly say (a side-on person leaves it to the data and the track's previous frame).
 
 Keypoints come from the joint transforms and per-body keypoint moments (``KeypointSkinner``), so an
 iteration never touches the mesh; pose correctives of the real SMPL are left out of the fit (the
@@ -41,13 +42,9 @@ import torch
 from lrpose.body import BodyModel
 from lrpose.config import check_minimums
 from lrpose.errors import InputError
-from lrpose.facing import keypoint_facing, turn_around
-from lrpose.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
+from lrpose.facing import body_faces_camera, keypoint_facing, turn_around
+from lrpose.fit_residuals import LIMITED, TORSO, FitProblem, limit_terms, torso_relative
 from lrpose.keypoint_skin import KeypointSkinner, project
-
-KNEES, ELBOWS, SPINE = (4, 5), (18, 19), (3, 6, 9)
-TORSO = (5, 6, 11, 12)
-"""COCO shoulders and hips."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,9 @@ class RefineConfig:
     limits: float = 0.1
     smooth: float = 2.0
     flip: bool = True
-    """Also try the 180-degree-turned start."""
+    """Turn the start round where the keypoints clearly say the person faces the other way, and also fit from
+    the 180-degree-turned start where they do not say clearly (one fit per person where the facing is known,
+    two where it is not; False: the network's pose is the only start)."""
     trust_shape: float = 0.05
     """The network's prior is weakened (``Refiner._trust``) where its keypoints differ from the detector's in
     shape by more than this (units of the height; 0: never)."""
@@ -116,21 +115,6 @@ class RefineResult:
 
 def _geman_mcclure(r2: torch.Tensor, scale: float) -> torch.Tensor:
     return scale**2 * r2 / (scale**2 + r2)
-
-
-def _limit_terms(rotmats: torch.Tensor) -> torch.Tensor:
-    """(B, 11) residuals that are zero inside the joint limits: knees and elbows bending the wrong way
-    (knees also twisting), a spine joint bent more than 0.6 rad."""
-    aa = rotmat_to_axis_angle(rotmats[:, [*KNEES, *ELBOWS, *SPINE]])  # (B, 7, 3): knees, elbows, spine
-    knee = torch.cat([torch.relu(-aa[:, :2, 0]), 0.1**0.5 * aa[:, :2, 1:].flatten(1)], 1)
-    elbow = torch.stack([torch.relu(aa[:, 2, 1]), torch.relu(-aa[:, 3, 1])], 1)
-    spine = torch.relu(aa[:, 4:].norm(dim=-1) - 0.6)
-    return torch.cat([knee, elbow, spine], 1)
-
-
-def _limit_cost(rotmats: torch.Tensor) -> torch.Tensor:
-    """(B,) the squared joint-limit residuals."""
-    return _limit_terms(rotmats).pow(2).sum(1)
 
 
 @torch.no_grad()
@@ -223,9 +207,8 @@ class Refiner:
         self, idx, prev, outside, rotmats, betas, trans, kp, conf, heights, focal_px, center_px, out, skin, said
     ) -> torch.Tensor:  # noqa: ANN001, E501
         """Fit rows ``idx`` frame by frame (each anchored to its track's previous fitted frame, ``prev``
-        within ``idx`` or ``outside`` from an earlier batch), both starts at once; writes the chosen fits
+        within ``idx`` or ``outside`` from an earlier batch), every start at once (``_starts``); writes the chosen fits
         into ``out`` (rotations, translations, betas) and returns each row's (17, 4) anchor."""
-        cfg = self.config
         out_rot, out_trans, out_betas = out
         fitted = torch.zeros(len(idx), 17, 4)  # per refined row: keypoints relative to the torso (m) and depth
         level = torch.zeros(len(idx), dtype=torch.long)
@@ -238,31 +221,47 @@ class Refiner:
             anchor = torch.where(inside[:, None, None], fitted[prev[sub].clamp_min(0)], outside[sub])
             has_anchor = inside | torch.isfinite(outside[sub]).all(-1).all(-1)
             anchor = torch.nan_to_num(anchor, nan=1.0)
-            starts = [rotmats[rows]] + ([turn_around(rotmats[rows])] if cfg.flip else [])
-            m, k = len(rows), len(starts)
+            m = len(rows)
+            first, again = self._starts(rotmats[rows], said[rows])
+            cand = torch.cat([torch.arange(m), again])  # each candidate fit's position in ``rows``
+            starts, crow = torch.cat([first, turn_around(first[again])]), rows[cand]
             trust = self._trust(skin.select(rows)(rotmats[rows], trans[rows]), kp[rows], conf[rows], heights[rows], focal_px, center_px)
             fit_rot, fit_trans, fit_betas, cost = self._optimise(
-                torch.cat(starts), betas[rows].repeat(k, 1), trans[rows].repeat(k, 1), kp[rows].repeat(k, 1, 1), conf[rows].repeat(k, 1),
-                heights[rows].repeat(k), focal_px, center_px, anchor.repeat(k, 1, 1), has_anchor.repeat(k), trust.repeat(k),
+                starts, betas[crow], trans[crow], kp[crow], conf[crow], heights[crow], focal_px, center_px, anchor[cand], has_anchor[cand],
+                trust[cand],
             )  # fmt: skip
-            cost = cost + self._facing_penalty(rows, said[rows], fit_rot, fit_trans, fit_betas - betas[rows].repeat(k, 1), skin, heights,
-                                               focal_px, center_px)  # fmt: skip
-            pick = cost.reshape(k, m).argmin(0) * m + torch.arange(m)
+            cost = cost + self._facing_penalty(crow, said[crow], fit_rot, fit_trans, fit_betas - betas[crow], skin, heights, focal_px,
+                                               center_px)  # fmt: skip
+            pick = torch.arange(m)
+            if len(again):  # the turned start wins where it ends cheaper
+                turned = m + torch.arange(len(again))
+                pick[again] = torch.where(cost[turned] < cost[again], turned, again)
             out_rot[rows], out_trans[rows], out_betas[rows] = fit_rot[pick], fit_trans[pick], fit_betas[pick]
             with torch.no_grad():
                 pts = skin.select(rows)(out_rot[rows], out_trans[rows], out_betas[rows] - betas[rows])
             fitted[sub] = torch.cat([pts - pts[:, list(TORSO)].mean(1, keepdim=True), out_trans[rows, None, 2:].expand(-1, 17, 1)], 2)
         return fitted
 
-    def _facing_penalty(self, rows, said, rot, trans, dbetas, skin, heights, focal_px, center_px) -> torch.Tensor:  # noqa: ANN001
-        """(k * M,) ``facing`` for each fit (of people ``rows``, every start) that faces the other way than
-        the keypoints clearly ``said`` (M,) (``lrpose.facing``: their left/right order about the torso)."""
+    def _starts(self, rot: torch.Tensor, said: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fits' starts for (M, 24, 3, 3) network poses ``rot`` with keypoint facing ``said`` (M,): the
+        network's pose, turned round where the keypoints clearly say it faces the other way, and
+        (``again``, positions) the people whose keypoints do not say clearly, who are also fitted from the
+        turned pose (with ``flip``): one fit per person where the facing is known, two where it is not."""
         cfg = self.config
-        k = len(rot) // len(rows)
-        said = said.repeat(k)
+        if not cfg.flip:
+            return rot, torch.zeros(0, dtype=torch.long)
+        clear = (said.abs() >= cfg.facing_clear) & (cfg.facing > 0)  # facing 0: the keypoints' facing is not used
+        wrong = clear & (body_faces_camera(rot[:, 0]) != (said > 0))
+        first = torch.where(wrong[:, None, None, None], turn_around(rot), rot) if bool(wrong.any()) else rot
+        return first, torch.nonzero(~clear).squeeze(1)
+
+    def _facing_penalty(self, rows, said, rot, trans, dbetas, skin, heights, focal_px, center_px) -> torch.Tensor:  # noqa: ANN001
+        """(N,) ``facing`` for each fit (of people ``rows`` (N,), a row may repeat) that faces the other way than
+        the keypoints clearly ``said`` (N,) (``lrpose.facing``: their left/right order about the torso)."""
+        cfg = self.config
         with torch.no_grad():
-            uv = project(skin.select(rows.repeat(k))(rot, trans, dbetas), focal_px, center_px)
-        shown = keypoint_facing(uv, torch.ones_like(uv[..., 0]), heights[rows].repeat(k))
+            uv = project(skin.select(rows)(rot, trans, dbetas), focal_px, center_px)
+        shown = keypoint_facing(uv, torch.ones_like(uv[..., 0]), heights[rows])
         return cfg.facing * ((said.abs() >= cfg.facing_clear) & (said * shown < 0)).float()
 
     @staticmethod
@@ -280,73 +279,50 @@ class Refiner:
         heights: torch.Tensor, focal_px: float, center_px: torch.Tensor, anchor: torch.Tensor, has_anchor: torch.Tensor,
         trust: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-        """Levenberg-Marquardt per person on x = (delta 72, move 3[, shape 10]) with iteratively reweighted
-        Geman-McClure data residuals; Jacobians by forward differences, all people and all parameter
-        directions in one batched evaluation (float64). Returns rotations, translations, betas and each
-        fit's final data + limit cost.
-
-        ``move`` = (dx, dy, log dz): the sideways shift in person heights and the log of the depth change,
-        so every unknown is a small dimensionless number (a 100 px person is ~200 m deep at SPIN's focal)."""
+        """Levenberg-Marquardt per fit on ``lrpose.fit_residuals.FitProblem``'s parameters with iteratively
+        reweighted Geman-McClure data residuals; Jacobians by forward differences, all fits at once.
+        Returns rotations, translations, betas and each fit's final data + limit + temporal cost."""
         cfg = self.config
         dt = torch.float32 if cfg.float32 else torch.float64
-        n = rot0.shape[0]
-        nx = 75 + (10 if cfg.fit_betas else 0)
-        skin = KeypointSkinner(self.body, betas.to(dt))
         rot0, trans0, kp, conf, heights, center = rot0.to(dt), trans0.to(dt), kp.to(dt), conf.to(dt), heights.to(dt), center_px.to(dt)
         mean_conf = conf.sum(1) / (conf > 0).sum(1).clamp_min(1)
         w_prior = cfg.prior * trust.to(dt) * (1.5 - mean_conf) * (80.0 / heights).clamp(0.05, 2.0)
-        span = trans0[:, 2] * heights / focal_px  # metres covered by the person's box height at its depth
-        anchor = anchor.to(dt)
-
-        def unpack(x: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-            rot = rot0[rows] @ axis_angle_to_rotmat(x[:, :72].reshape(-1, 24, 3))
-            z = trans0[rows, 2] * x[:, 74].exp()
-            trans = torch.cat([trans0[rows, :2] + x[:, 72:74] * span[rows, None], z[:, None]], 1)
-            return rot, trans, (x[:, 75:] if cfg.fit_betas else None)
-
-        def residuals(x: torch.Tensor, rows: torch.Tensor, weights: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
-            """(M, R) weighted residuals of people ``rows`` at parameters ``x`` (M, nx)."""
-            rot, trans, shape = unpack(x, rows)
-            skin_rows = skin.select(rows)
-            pts = skin_rows(rot, trans, shape)
-            r = (project(pts, focal_px, center[None]) - kp[rows, :, :2]) / heights[rows, None, None]
-            parts = [(weights[rows, :, None] * r).flatten(1), w_prior[rows, None].sqrt() * x[:, :72], cfg.limits**0.5 * _limit_terms(rot)]
-            if cfg.fit_betas:
-                parts.append(cfg.shape_prior**0.5 * shape)
-            rel = pts - pts[:, list(TORSO)].mean(1, keepdim=True)  # keypoints relative to the torso, metres
-            smooth = torch.cat(
-                [(rel - anchor[rows, :, :3]).flatten(1), (trans[:, 2] / anchor[rows, 0, 3].clamp_min(1e-6)).log()[:, None]], 1
-            )
-            parts.append(cfg.smooth**0.5 * has_anchor[rows, None] * smooth)
-            return torch.cat(parts, 1)
-
+        problem = FitProblem(
+            KeypointSkinner(self.body, betas.to(dt)), rot0, trans0, kp, heights, w_prior, anchor.to(dt), has_anchor, focal_px, center,
+            cfg.limits, cfg.smooth, cfg.shape_prior if cfg.fit_betas else None,
+        )  # fmt: skip
+        n, nx = rot0.shape[0], problem.nx
         x = torch.zeros(n, nx, dtype=dt)
         rows = torch.arange(n)
         lam = torch.full((n,), 1e-3, dtype=dt)
         eye = torch.eye(nx, dtype=dt)
-        eps = 1e-3 if cfg.float32 else 1e-5
         with torch.no_grad():
             for _ in range(cfg.iters):
-                rot, trans, shape = unpack(x, rows)
-                pts = skin(rot, trans, shape)
-                r2 = ((project(pts, focal_px, center[None]) - kp[..., :2]) / heights[:, None, None]).pow(2).sum(-1)
-                weights = (conf * cfg.robust_scale**4 / (cfg.robust_scale**2 + r2).pow(2)).sqrt()  # IRLS of Geman-McClure
-                r0 = residuals(x, rows, weights, anchor)
-                probe = x[:, None].repeat(1, nx, 1) + eps * eye[None]
-                jac = (residuals(probe.reshape(-1, nx), rows.repeat_interleave(nx), weights, anchor).reshape(n, nx, -1) - r0[:, None]) / eps
+                rot, trans, shape = problem.unpack(x, rows)
+                r2 = self._data_r2(problem, rot, trans, shape)
+                problem.weights = (conf * cfg.robust_scale**4 / (cfg.robust_scale**2 + r2).pow(2)).sqrt()  # IRLS of Geman-McClure
+                r0, jac = problem.jacobian(x, 1e-3 if cfg.float32 else 1e-5)
                 jtj, jtr = jac @ jac.transpose(1, 2), jac @ r0[..., None]
                 step = torch.linalg.solve(jtj + lam[:, None, None] * (eye + torch.diag_embed(jtj.diagonal(dim1=1, dim2=2))), -jtr)[..., 0]
-                better = residuals(x + step, rows, weights, anchor).pow(2).sum(1) < r0.pow(2).sum(1)
+                better = problem.residuals(x + step, rows).pow(2).sum(1) < r0.pow(2).sum(1)
                 x = torch.where(better[:, None], x + step, x)
                 lam = torch.where(better, lam * 0.3, lam * 10.0).clamp(1e-7, 1e7)
-            rot, trans, shape = unpack(x, rows)
-            pts = skin(rot, trans, shape)
-            r2 = ((project(pts, focal_px, center[None]) - kp[..., :2]) / heights[:, None, None]).pow(2).sum(-1)
-            cost = (conf * _geman_mcclure(r2, cfg.robust_scale)).sum(1) / conf.sum(1).clamp_min(1e-6) + cfg.limits * _limit_cost(rot)
-            rel = pts - pts[:, list(TORSO)].mean(1, keepdim=True)
-            cost = cost + cfg.smooth * has_anchor * (rel - anchor[:, :, :3]).pow(2).sum((1, 2))  # the start that continues the track
+            rot, trans, shape = problem.unpack(x, rows)
+            pts = problem.skin(rot, trans, shape)
+            r2 = self._data_r2(problem, rot, trans, shape)
+            cost = (conf * _geman_mcclure(r2, cfg.robust_scale)).sum(1) / conf.sum(1).clamp_min(1e-6)
+            cost = cost + cfg.limits * limit_terms(rot[:, list(LIMITED)]).pow(2).sum(1)
+            cost = cost + cfg.smooth * has_anchor * (torso_relative(pts) - problem.anchor[:, :, :3]).pow(2).sum(
+                (1, 2)
+            )  # continues the track
             out_betas = betas + (shape.float() if shape is not None else 0.0)
             return rot.float(), trans.float(), out_betas, cost.float()
+
+    @staticmethod
+    def _data_r2(problem: FitProblem, rot: torch.Tensor, trans: torch.Tensor, shape: torch.Tensor | None) -> torch.Tensor:
+        """(N, 17) squared keypoint distances in units of the height."""
+        uv = project(problem.skin(rot, trans, shape), problem.focal_px, problem.center[None])
+        return ((uv - problem.kp[..., :2]) / problem.heights[:, None, None]).pow(2).sum(-1)
 
     def _trust(self, points: torch.Tensor, kp: torch.Tensor, conf: torch.Tensor, heights: torch.Tensor, focal_px: float,
                center_px: torch.Tensor) -> torch.Tensor:  # fmt: skip

@@ -7,6 +7,8 @@ screen-space meshes as ``lrpose.render`` with a depth test and two-sided headlig
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 _VERTEX = """
@@ -45,20 +47,23 @@ void main() {
 }
 """
 
-_STATE: dict[str, object] = {}
+_LOCAL = threading.local()
+"""One GL context per thread (an EGL context is current in one thread only): the overlay is drawn in
+``lrpose.video``'s render thread while other code may draw in the main one."""
 
 
 def _context():
-    if "ctx" not in _STATE:
+    state = _state()
+    if "ctx" not in state:
         try:
             import moderngl
 
             ctx = moderngl.create_context(standalone=True, backend="egl")
             prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
-            _STATE.update(ctx=ctx, prog=prog, error=None)
+            state.update(ctx=ctx, prog=prog, error=None)
         except Exception as e:  # no moderngl, no EGL, no GL 3.3: the torch path takes over
-            _STATE.update(ctx=None, prog=None, error=f"{type(e).__name__}: {e}")
-    return _STATE["ctx"], _STATE["prog"]
+            state.update(ctx=None, prog=None, error=f"{type(e).__name__}: {e}")
+    return state["ctx"], state["prog"]
 
 
 def available() -> bool:
@@ -68,7 +73,14 @@ def available() -> bool:
 
 def unavailable_reason() -> str | None:
     _context()
-    return _STATE.get("error")  # type: ignore[return-value]
+    return _state().get("error")  # type: ignore[return-value]
+
+
+def _state() -> dict[str, object]:
+    """This thread's context, program and creation error."""
+    if not hasattr(_LOCAL, "state"):
+        _LOCAL.state = {}
+    return _LOCAL.state
 
 
 def draw(
@@ -113,7 +125,7 @@ def draw(
 
 def _framebuffer(ctx, width: int, height: int):
     """One framebuffer per size, reused (releasing a framebuffer does not free its renderbuffers)."""
-    fbos = _STATE.setdefault("fbos", {})
+    fbos = _state().setdefault("fbos", {})
     if (width, height) not in fbos:
         if len(fbos) >= 4:
             for fbo in fbos.values():

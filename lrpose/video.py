@@ -13,6 +13,7 @@ import ctypes
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,9 +113,8 @@ MAX_DRAWN_GAP = 3
 """The overlay draws a person on frames the tracker only predicted when the gap is at most this long."""
 
 
-def _draw(result: FrameResult, store: TrackWriter, faces: torch.Tensor, focal: float, backend: str, hidden: set[int]) -> np.ndarray:
-    people = [p for p in result.people if p.finite and p.track_id not in hidden and store.drawable(p.track_id, result.frame.index)]
-    image = result.frame.image
+def _render(image: np.ndarray, people: list[PoseEstimate], faces: torch.Tensor, focal: float, backend: str) -> np.ndarray:
+    """``image`` with ``people``'s bodies drawn over it and their track ids beside them."""
     if not people:
         return image
     verts = torch.from_numpy(np.stack([p.vertices for p in people]))
@@ -127,6 +127,18 @@ def _draw(result: FrameResult, store: TrackWriter, faces: torch.Tensor, focal: f
         cv2.putText(drawn, str(p.track_id), (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(drawn, str(p.track_id), (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
     return drawn
+
+
+_RENDER_THREAD: list[ThreadPoolExecutor] = []
+"""The one thread that draws and encodes overlay frames (beside the estimation; its GL context lives there)."""
+RENDER_AHEAD = 4
+"""Overlay frames that may wait for the render thread before the estimation waits for it."""
+
+
+def _render_thread() -> ThreadPoolExecutor:
+    if not _RENDER_THREAD:
+        _RENDER_THREAD.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="lrpose-overlay"))
+    return _RENDER_THREAD[0]
 
 
 def _trim_heap() -> None:
@@ -260,13 +272,16 @@ def _warnings(store: TrackWriter) -> list[str]:
 
 class _Overlay:
     """overlay.mp4: frames wait ``delay`` frames (until it is known which tracks are kept), then are
-    drawn and encoded; with ``options.overlay`` off nothing is held or written."""
+    drawn and encoded in the render thread, beside the estimation of later frames (the ``render`` and
+    ``encode`` seconds overlap the other stages'); with ``options.overlay`` off nothing is held or written."""
 
     def __init__(self, writer: VideoWriter | None, store: TrackWriter, faces: torch.Tensor, focal: float, options: VideoOptions, delay: int,
                  timer: StageTimer) -> None:  # fmt: skip
         self.writer, self.store, self.faces, self.focal = writer, store, faces, focal
         self.enabled, self.backend, self.delay, self.timer = writer is not None, options.render_backend, delay, timer
         self.queue: deque[FrameResult] = deque()
+        self.jobs: deque[Future] = deque()
+        """Frames handed to the render thread, oldest first."""
         self.last_seen: dict[int, int] = {}
         """track id -> last frame (drawn so far) where the detector saw it."""
 
@@ -280,6 +295,8 @@ class _Overlay:
     def finish(self) -> None:
         while self.queue:
             self._flush(self.queue.popleft())
+        while self.jobs:
+            self.jobs.popleft().result()
 
     def _hidden(self, result: FrameResult) -> set[int]:
         """Tracks only predicted on this frame within a gap longer than ``MAX_DRAWN_GAP`` frames
@@ -296,8 +313,17 @@ class _Overlay:
         return hidden
 
     def _flush(self, result: FrameResult) -> None:
+        """Hand the frame and the people to draw on it to the render thread (which also encodes); errors
+        there surface here, a few frames later, or in ``finish``."""
+        hidden = self._hidden(result)
+        people = [p for p in result.people if p.finite and p.track_id not in hidden and self.store.drawable(p.track_id, result.frame.index)]
+        self.jobs.append(_render_thread().submit(self._draw_and_write, result.frame.image, people))
+        while len(self.jobs) > RENDER_AHEAD:
+            self.jobs.popleft().result()
+
+    def _draw_and_write(self, image: np.ndarray, people: list[PoseEstimate]) -> None:
         with self.timer("render"):
-            drawn = _draw(result, self.store, self.faces, self.focal, self.backend, self._hidden(result))
+            drawn = _render(image, people, self.faces, self.focal, self.backend)
         with self.timer("encode"):
             self.writer.write(_even(drawn))
 

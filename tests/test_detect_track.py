@@ -182,3 +182,21 @@ def test_scene_size_check_rejects_giants_and_forgets_between_videos():
     hog.scene.rejected = 5
     hog.new_scene()
     assert hog.scene.rejected == 0 and len(hog.scene.seen) == 0
+
+
+def test_automatic_detector_size_follows_the_smallest_person_with_full_looks_between():
+    from lrpose.detect import AUTO_MAX, AUTO_RESCAN, auto_side, parse_det_size
+
+    assert auto_side(640, None, 1) == AUTO_MAX  # nobody known yet: a full look
+    assert auto_side(640, 48.0, AUTO_RESCAN) == AUTO_MAX  # every AUTO_RESCAN-th call: a full look
+    assert auto_side(640, 144.0, 1) == 640  # the smallest person is already 144 px: the frame as it is
+    assert auto_side(640, 96.0, 1) == 960  # 1.5x makes 96 px people 144 px tall
+    assert auto_side(640, 64.0, 1, person=96.0) == 960  # --fast: 96 px
+    assert auto_side(640, 20.0, 1) == AUTO_MAX  # never above the full look
+    assert auto_side(1920, 600.0, 1) == 960  # large people in a large frame: shrunk at most 2x
+    assert auto_side(200, 300.0, 1) == 320  # never below 320
+    assert all(auto_side(n, h, 1) % 32 == 0 for n in (213, 640, 1000, 1920) for h in (23.0, 60.0, 150.0))
+    assert parse_det_size("auto") is None and parse_det_size(" AUTO ") is None and parse_det_size("960") == 960
+    for bad in ("16", "big", "1.5"):
+        with pytest.raises(InputError, match="--det-size"):
+            parse_det_size(bad)

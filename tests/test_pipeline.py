@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -10,9 +12,9 @@ from lrpose.body import load_body
 from lrpose.crops import square_from_box
 from lrpose.errors import InputError
 from lrpose.models.checkpoint import load_rscnet
-from lrpose.pipeline import Pipeline, PipelineConfig
+from lrpose.pipeline import Pipeline, PipelineConfig, auto_stride
 from lrpose.resolution import select_range
-from lrpose.types import Detections, Frame
+from lrpose.types import Detections, Frame, TrackedBox
 
 W, H = 160, 120
 
@@ -61,10 +63,19 @@ def test_detector_runs_every_stride_frames_and_the_tracker_bridges_the_rest(part
 
 def test_config_checks_itself():
     with pytest.raises(InputError, match="--det-stride"):
-        PipelineConfig(det_stride=0)
+        PipelineConfig(det_stride=-1)
     with pytest.raises(InputError, match="--max-gap"):
         PipelineConfig(det_stride=3, max_gap=2)
     assert PipelineConfig(det_stride=1, max_gap=0).max_gap == 0
+
+
+def test_automatic_stride_detects_about_7_5_times_a_second_and_never_ends_a_track(parts):
+    assert [auto_stride(fps, 10) for fps in (5.0, 10.0, 15.0, 25.0, 30.0, 60.0, 240.0)] == [1, 1, 2, 3, 4, 8, 10]
+    assert auto_stride(60.0, 0) == 1  # no gap may be bridged: every frame
+    model, body = parts
+    det = CountingDetector()
+    list(Pipeline(model, body, det, None, PipelineConfig(max_gap=10, batch_frames=4)).run(frames(10), fps=30.0))
+    assert det.calls == [0, 4, 8]
 
 
 def test_image_estimate_is_the_pipeline_record_for_track_0_frame_0(parts):
@@ -198,3 +209,39 @@ def test_frames_between_detections_keep_the_tracks_facing(parts):
     people = [r.people[0] for r in pipe.run((Frame(i, np.full((240, 320, 3), 90, np.uint8), i / 10) for i in range(12)), fps=10.0)]
     assert [p.refined for p in people] == [True] + [False] * 7 + [True] + [False] * 3
     assert all(bool(body_faces_camera(torch.from_numpy(p.rotmats[0]))) for p in people)
+
+
+def test_temporal_runs_of_a_batch_in_one_call_equal_frame_by_frame(parts):
+    """Tracks entering, leaving and coming back within a batch: ``TemporalModule.sequences`` through
+    ``Pipeline._smooth`` gives each frame the same result as feeding the GRU one frame at a time."""
+    from lrpose.models.temporal import TemporalConfig, TemporalModule
+
+    model, body = parts
+    torch.manual_seed(0)
+    temporal = TemporalModule.from_rscnet(model, TemporalConfig(feat_dim=model.feature_dim, hidden=64, n_iter=model.config.n_iter)).eval()
+    for p in temporal.gru.parameters():  # a GRU that matters (from_rscnet's starts as the identity)
+        p.data.normal_(0, 0.05)
+    torch.nn.init.normal_(temporal.linear.weight, 0, 0.05)
+    presence = [[0, 1], [0, 1, 2], [0, 2], [1, 2], [1]]  # track ids per frame: 1 leaves and comes back, 2 enters
+    pending = [(None, [TrackedBox(i, f, np.zeros(4, np.float32), 1.0) for i in ids], True) for f, ids in enumerate(presence)]
+    n = sum(len(ids) for ids in presence)
+    feats = torch.randn(n, model.feature_dim)
+    out = SimpleNamespace(features=feats, rotmats=torch.zeros(n, 24, 3, 3), betas=torch.zeros(n, 10), cam=torch.zeros(n, 3))
+    pipe = Pipeline(model, body, None, temporal)
+    start = {0: 0.1 * torch.randn(temporal.config.layers, 1, temporal.config.hidden)}  # track 0 goes on from an earlier batch
+    states = dict(start)
+    with torch.no_grad():
+        rot, betas, cam = pipe._smooth(pending, states, out)
+        ref, row, state = [], 0, dict(start)
+        for ids in presence:
+            state = {i: s for i, s in state.items() if i in ids}
+            for i in ids:
+                h0 = state.get(i, torch.zeros(temporal.config.layers, 1, temporal.config.hidden))
+                t = temporal(feats[row : row + 1, None], h0)
+                ref.append((t.rotmats[0, 0], t.betas[0, 0], t.cam[0, 0]))
+                state[i] = t.state
+                row += 1
+    assert torch.allclose(rot, torch.stack([r[0] for r in ref]), atol=1e-5)
+    assert torch.allclose(betas, torch.stack([r[1] for r in ref]), atol=1e-5)
+    assert torch.allclose(cam, torch.stack([r[2] for r in ref]), atol=1e-5)
+    assert set(states) == {1} and torch.allclose(states[1], state[1], atol=1e-5)  # only the track in the last frame carries on

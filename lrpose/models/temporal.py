@@ -79,7 +79,27 @@ class TemporalModule(nn.Module):
     def forward(self, features: torch.Tensor, state: torch.Tensor | None = None) -> TemporalOutput:
         b, t, d = features.shape
         y, state = self.gru(features, state)
-        z = self.linear(y) + features  # VIBE's residual connection
-        pose6d, betas, cam = self.regressor(z.reshape(b * t, d))
-        rotmats = rot6d_to_rotmat(pose6d.reshape(-1, 24, 6)).reshape(b, t, 24, 3, 3)
-        return TemporalOutput(pose6d.reshape(b, t, -1), rotmats, betas.reshape(b, t, 10), cam.reshape(b, t, 3), state)
+        pose6d, rotmats, betas, cam = self._head(y.reshape(b * t, -1), features.reshape(b * t, d))
+        return TemporalOutput(
+            pose6d.reshape(b, t, -1), rotmats.reshape(b, t, 24, 3, 3), betas.reshape(b, t, 10), cam.reshape(b, t, 3), state
+        )
+
+    def _head(self, y: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, hidden) GRU outputs and their (N, D) input features -> rot6d, rotations, betas, cameras (N, ...)."""
+        pose6d, betas, cam = self.regressor(self.linear(y) + features)  # VIBE's residual connection
+        return pose6d, rot6d_to_rotmat(pose6d.reshape(-1, 24, 6)), betas, cam
+
+    def sequences(self, features: list[torch.Tensor], state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Several tracks' frames at once: ``features`` R sequences (T_r, D) of different lengths, ``state``
+        (layers, R, hidden) each one's start -> rotations (N, 24, 3, 3), betas (N, 10), cameras (N, 3) for
+        the N = sum T_r frames, sequence after sequence, and (layers, R, hidden) each sequence's final
+        state. The same numbers as ``forward`` one sequence at a time; one GRU call and one regressor
+        call for all (the regressor's weights are read once, not once per frame)."""
+        lengths = torch.tensor([len(f) for f in features])
+        padded = nn.utils.rnn.pad_sequence(features, batch_first=True)
+        packed = nn.utils.rnn.pack_padded_sequence(padded, lengths, batch_first=True, enforce_sorted=False)
+        y, state = self.gru(packed, state)
+        y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True)
+        valid = torch.arange(padded.shape[1])[None] < lengths[:, None]  # (R, T): row-major = sequence after sequence
+        _, rotmats, betas, cam = self._head(y[valid], padded[valid])
+        return rotmats, betas, cam, state
