@@ -4,8 +4,8 @@
     over people and ``batch_frames`` frames) -> temporal GRU (online, one hidden state per track)
     -> body model -> ``FrameResult``
 
-Memory is bounded: at most ``batch_frames + det_stride`` decoded frames are held, plus one GRU state per live
-track. Consumers (``lrpose.video``) write tracks and the overlay as results stream out. The image
+Memory is bounded: at most ``batch_frames + 3 det_stride + 2`` decoded frames are held (the batch,
+and the frames decoded and detected ahead in ``lrpose.background``), plus one GRU state per live track. Consumers (``lrpose.video``) write tracks and the overlay as results stream out. The image
 command uses the same estimation step (``Pipeline.estimate_image``: one person, track 0, frame 0).
 """
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lrpose.background import ahead
 from lrpose.body import BodyModel
 from lrpose.config import check_minimums
 from lrpose.crops import BOX_SCALE, SquareCrop, apply_affine, check_box_scale, crop_person, validate_box
@@ -33,7 +34,7 @@ from lrpose.models.temporal import TemporalModule
 from lrpose.refine import Refiner
 from lrpose.resolution import select_range
 from lrpose.track import SortTracker, Tracker
-from lrpose.types import Frame, FrameResult, PoseEstimate, TrackedBox
+from lrpose.types import Detections, Frame, FrameResult, PoseEstimate, TrackedBox
 
 DETECTIONS_PER_SECOND = 7.5
 """Automatic ``--det-stride``: detector runs per second of video (15 fps: every 2nd frame, 30 fps: every 4th)."""
@@ -62,6 +63,8 @@ class PipelineConfig:
     """Frames a person may go undetected before the track ends (bridged by the tracker)."""
     batch_frames: int = 8
     """Frames whose crops go through RSC-Net in one batch."""
+    detect_ahead: bool = True
+    """Decode and detect in a background thread, ahead of the estimation (``lrpose.background``)."""
     box_scale: float = BOX_SCALE
     """Side of the square crop / the person box's longer side (``--box-scale``; 1.0: the box as it is)."""
 
@@ -205,10 +208,8 @@ class Pipeline:
         self._anchors, self._facing, self._carry = {}, {}, FitCarry()
         pending: list[Pending] = []
         stride = cfg.det_stride or auto_stride(fps, cfg.max_gap, cfg.detections_per_second)
-        for frame in timer.iterate("decode", frames):
-            detected = frame.index % stride == 0
-            with timer("detect"):
-                dets = self.detector(frame.image, frame.index) if detected else None
+        detections = self._detect(frames, stride)
+        for frame, dets, detected in ahead(detections, 2 * stride + 2) if cfg.detect_ahead else detections:
             with timer("track"):
                 boxes = tracker.update(dets, frame.index)
             pending.append((frame, boxes, detected))
@@ -218,6 +219,14 @@ class Pipeline:
                 pending = []
         if pending:
             yield from self.estimate(pending, states)
+
+    def _detect(self, frames: Iterable[Frame], stride: int) -> Iterator[tuple[Frame, Detections | None, bool]]:
+        """Decode and detect (every ``stride``-th frame): (frame, detections or None, whether the detector ran)."""
+        for frame in self.timer.iterate("decode", frames):
+            detected = frame.index % stride == 0
+            with self.timer("detect"):
+                dets = self.detector(frame.image, frame.index) if detected else None
+            yield frame, dets, detected
 
     def estimate_image(self, image: np.ndarray, box_xyxy: np.ndarray | None = None, keypoints: np.ndarray | None = None) -> PoseEstimate:
         """One person in an (H, W, 3) uint8 RGB image, as track 0 of frame 0: the person in
