@@ -5,7 +5,8 @@
     -> body model -> ``FrameResult``
 
 Memory is bounded: at most ``batch_frames + 3 det_stride + 2`` decoded frames are held (the batch,
-and the frames decoded and detected ahead in ``lrpose.background``), plus one GRU state per live track. Consumers (``lrpose.video``) write tracks and the overlay as results stream out. The image
+and the frames decoded and detected ahead in ``lrpose.background``), plus one GRU state per live track.
+Consumers (``lrpose.video``) write tracks and the overlay as results stream out. The image
 command uses the same estimation step (``Pipeline.estimate_image``: one person, track 0, frame 0).
 """
 

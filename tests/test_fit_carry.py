@@ -18,6 +18,7 @@ def test_fits_changes_are_held_after_and_interpolated_between_fits():
     ids, frames = [7, 8, 7, 7, 7], [0, 0, 1, 2, 3]
     fitted, none = torch.tensor([True, False, False, True, False]), torch.tensor([False, False, True, False, True])
     net = _rot(0, 5)
+    net[:, 0] = net[0, 0]  # one person walking on: the root keeps its direction
     axis = torch.zeros(24, 3)
     axis[:, 0] = 0.2  # the first fit turns every joint 0.2 rad about x, the second 0.4 rad
     fit = net.clone()
@@ -42,3 +43,25 @@ def test_fits_changes_are_held_after_and_interpolated_between_fits():
     assert carried2.tolist() == [True, False] and torch.allclose(rot2[0], net[0] @ axis_angle_to_rotmat(2 * axis), atol=1e-5)
     carry.run([8], [5], torch.tensor([False]), torch.tensor([True]), net[:1], net[:1], net_cam[:1], net_cam[:1])
     assert carry.corrections == {}  # track 7 ended: forgotten
+
+
+def test_an_unfitted_frame_with_keypoints_ends_the_carry_and_a_turn_is_not_interpolated():
+    net = _rot(2, 4)
+    fit = net.clone()
+    axis = torch.zeros(24, 3)
+    axis[:, 2] = 0.3
+    fit[0] = net[0] @ axis_angle_to_rotmat(axis)
+    cam = torch.tensor([[1.0, 0.0, 0.0]]).repeat(4, 1)
+    carry = FitCarry()
+    # track 3: fitted at frame 0, keypoints but too small at frame 2 (not fitted): frames 1 and 3 get nothing after it
+    rot, _, carried = carry.run([3, 3, 3, 3], [0, 1, 2, 3], torch.tensor([True, False, False, False]),
+                                torch.tensor([False, True, False, True]), net, fit, cam, cam)  # fmt: skip
+    assert carried.tolist() == [False, True, False, False] and torch.allclose(rot[1], net[1] @ axis_angle_to_rotmat(axis), atol=1e-5)
+    assert carry.corrections == {}
+    # fits at frames 0 and 2 facing opposite ways: frame 1 holds the first fit's change instead of a side-on body
+    turned = fit.clone()
+    turned[2, 0] = fit[2, 0] @ torch.diag(torch.tensor([-1.0, 1.0, -1.0]))
+    turned[0] = fit[0]
+    rot, _, carried = FitCarry().run([3, 3, 3], [0, 1, 2], torch.tensor([True, False, True]), torch.tensor([False, True, False]), net[:3],
+                                     turned[:3], cam[:3], cam[:3])  # fmt: skip
+    assert carried.tolist() == [False, True, False] and torch.allclose(rot[1], net[1] @ axis_angle_to_rotmat(axis), atol=1e-5)
