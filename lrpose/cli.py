@@ -298,4 +298,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-from lrpose import cli_export, cli_train, cli_video  # noqa: E402, F401  (register video, export, train, eval and synth on the same app)
+from lrpose import cli_adapt, cli_export, cli_train, cli_video  # noqa: E402, F401  (register video, export, adapt, train, eval and synth on the same app)
