@@ -22,7 +22,6 @@ from lrpose.cli import (
     app,
     console,
     load_body_for,
-    note,
     on_interrupt,
     progress_bar,
 )  # fmt: skip
@@ -158,8 +157,7 @@ def _temporal(model, info):  # noqa: ANN001, ANN202
     from lrpose.models.checkpoint import find_temporal
 
     choice = find_temporal(None, model, info)
-    if choice.note:
-        note("note: " + choice.note)
+    console.print(f"pseudo-labels from: RSC-Net {info.checkpoint_id}, temporal {choice.line}, keypoint fitting", soft_wrap=True)
     return choice.module
 
 

@@ -265,7 +265,7 @@ def gather(sources: list[Path], pipeline: Pipeline, cfg: AdaptConfig, run_dir: P
                 raise InputError(f"{src}: the container does not say how long the video is; re-encode it (e.g. ffmpeg -i in out.mp4)")
             found = collect_video(_runner(pipeline, source, cfg.frame_stride, src.name, progress), source.frame_count, cfg.frame_stride,
                                   cfg.val_fraction, size, source.width, source.height, cfg.filter, cfg.label_stride,
-                                  gap=int(round(2.0 * source.fps / cfg.frame_stride)))  # fmt: skip
+                                  gap=_gap(source, cfg))  # fmt: skip
             if source.error:
                 raise InputError(f"{src}: {source.error}")
             save_collected(cache, found, settings)
@@ -278,6 +278,12 @@ def gather(sources: list[Path], pipeline: Pipeline, cfg: AdaptConfig, run_dir: P
     if len(labels) > cfg.max_labels:  # evenly over time, not at random: neighbouring frames look alike
         labels = labels.take(np.linspace(0, len(labels) - 1, cfg.max_labels).round().astype(np.int64))
     return labels, LabelSet.concat(helds, size), {"videos": videos, **label_stats(labels), "heldout_frames": int(total["heldout"])}
+
+
+def _gap(source: FrameSource, cfg: AdaptConfig) -> int:
+    """Strided frames before the held-out part used for neither part: 1 s, at most a fifth of the training part."""
+    split = (1.0 - cfg.val_fraction) * source.frame_count / cfg.frame_stride
+    return int(min(round(source.fps / cfg.frame_stride), split // 5))
 
 
 def _runner(pipeline: Pipeline, source: FrameSource, stride: int, name: str, progress: Callable[[str, int, int], None] | None):  # noqa: ANN202
