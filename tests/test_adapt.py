@@ -46,15 +46,17 @@ def estimate(track: int = 0, frame: int = 0, box=(100.0, 40.0, 150.0, 200.0), n_
 
 
 def test_label_filter_keeps_and_drops_known_cases():
-    flt = LabelFilter()  # 10 confident keypoints, residual <= 0.04 x height, >= 40 px, 2 px from the border
+    flt = LabelFilter()  # 10 confident keypoints, residual <= 0.06 x height, >= 40 px, 2 px from the border
     assert rejection(estimate(), W, H, flt) is None
     assert rejection(estimate(refined=False), W, H, flt) == "not fitted"
     assert rejection(estimate(observed=False), W, H, flt) == "not fitted"
     assert rejection(estimate(n_kp=9), W, H, flt) == "few keypoints"
     assert rejection(estimate(n_kp=10), W, H, flt) is None
-    assert rejection(estimate(residual=6.5), W, H, flt) == "high residual"  # 160 px tall: at most 6.4 px
+    assert rejection(estimate(residual=9.7), W, H, flt) == "high residual"  # 160 px tall: at most 9.6 px
+    assert rejection(estimate(residual=9.5), W, H, flt) is None
     assert rejection(estimate(residual=float("nan")), W, H, flt) == "high residual"
     assert rejection(estimate(box=(100.0, 40.0, 120.0, 75.0), residual=1.0), W, H, flt) == "too small"
+    assert rejection(estimate(box=(100.0, 40.0, 120.0, 75.0), refined=False), W, H, flt) == "too small"  # not "not fitted"
     assert rejection(estimate(box=(1.0, 40.0, 60.0, 200.0)), W, H, flt) == "truncated"
     assert rejection(estimate(box=(100.0, 40.0, 150.0, 238.0)), W, H, flt) == "truncated"
 
@@ -259,11 +261,11 @@ def test_footage_without_keypoints_is_too_few_usable_people(tiny, tmp_path, caps
 def test_synth_scene_seed_is_one_camera(tmp_path):
     from lrpose.training.synth import SynthConfig, make_clip
 
-    cfg = SynthConfig(kind="video", n=2, seed=1, width=160, height=120, fps=5, seconds=0.4, max_people=1, tex_size=16, scene_seed=4,
+    cfg = SynthConfig(kind="video", n=2, seed=6, width=160, height=120, fps=5, seconds=0.4, max_people=1, tex_size=16, scene_seed=4,
                       pitch_deg=(50.0, 60.0), light=0.5)  # fmt: skip
     a, b = make_clip(cfg, BodyConfig(), 0, tmp_path), make_clip(cfg, BodyConfig(), 1, tmp_path)
     assert np.array_equal(a["r_cw"], b["r_cw"]) and a["camera_height_m"] == b["camera_height_m"]
     pitch = np.degrees(np.arctan2(a["r_cw"][1, 2], -a["r_cw"][1, 1]))  # r_cw = rot_x(pitch) @ diag(1, -1, -1)
     assert 50.0 <= pitch <= 60.0
-    c = make_clip(replace(cfg, scene_seed=None, pitch_deg=None), BodyConfig(), 1, tmp_path)
-    assert not np.array_equal(b["r_cw"], c["r_cw"])
+    c = make_clip(replace(cfg, scene_seed=None, pitch_deg=None), BodyConfig(), 0, tmp_path)
+    assert not np.array_equal(a["r_cw"], c["r_cw"])
