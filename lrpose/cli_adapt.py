@@ -43,7 +43,12 @@ def adapt(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pseudo-labelled crops per step (3 resolution views each).")] = 8,
     synth_batch: Annotated[int, typer.Option("--synth-batch", help="Synthetic people with exact labels per step (0: none).")] = 4,
     lr: Annotated[float, typer.Option("--lr")] = 2e-5,
-    frame_stride: Annotated[int, typer.Option("--frame-stride", help="Use every k-th frame of the footage.")] = 2,
+    frame_stride: Annotated[
+        int, typer.Option("--frame-stride", help="Use every k-th frame of the footage (0: enough to keep at most --max-frames per video).")
+    ] = 0,
+    max_frames: Annotated[
+        int, typer.Option("--max-frames", help="Frames per video the pseudo-labelling reads (with --frame-stride 0).")
+    ] = 1500,
     label_stride: Annotated[int, typer.Option("--label-stride", help="Keep every k-th trustworthy frame of a person.")] = 2,
     max_labels: Annotated[int, typer.Option("--max-labels", help="At most this many pseudo-labels (evenly over time).")] = 6000,
     min_labels: Annotated[int, typer.Option("--min-labels", help="Refuse footage giving fewer pseudo-labels.")] = 64,
@@ -89,8 +94,8 @@ def adapt(
     flt = LabelFilter(min_height=refine_min_height)
     cfg = AdaptConfig(
         sources=tuple(str(p) for p in items), out=str(out), base_id=info.checkpoint_id, steps=steps, val_fraction=val_fraction,
-        batch_size=batch_size, synth_batch=synth_batch, lr=lr, frame_stride=frame_stride, label_stride=label_stride, max_labels=max_labels,
-        min_labels=min_labels, seed=seed, filter=flt,
+        batch_size=batch_size, synth_batch=synth_batch, lr=lr, frame_stride=frame_stride, max_frames=max_frames, label_stride=label_stride,
+        max_labels=max_labels, min_labels=min_labels, seed=seed, filter=flt,
     )  # fmt: skip
     from lrpose.training.adapt import _output_check
 

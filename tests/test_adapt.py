@@ -169,6 +169,14 @@ def job(tiny, body, tmp_path, held=None) -> tuple[AdaptConfig, Adaptation]:
     return cfg, Adaptation(model, body, BodyConfig(), label_set(8, 32), held, tmp_path / "run", provenance)
 
 
+def test_frame_stride_reads_at_most_max_frames():
+    from lrpose.training.adapt import frame_stride_for
+
+    cfg = AdaptConfig(sources=(), out="a.pt", base_id="x", max_frames=1500)
+    assert [frame_stride_for(n, cfg) for n in (90, 1500, 1501, 15000)] == [1, 1, 2, 10]  # 10 min at 25 fps: every 10th
+    assert frame_stride_for(15000, replace(cfg, frame_stride=3)) == 3
+
+
 def test_heldout_score_and_worse():
     before = {"kp_error": 0.10, "facing": 0.90}
     assert worse(before, {"kp_error": 0.1009, "facing": 0.895}, 0.01) is None

@@ -69,7 +69,9 @@ class AdaptConfig:
     synth_weight: float = 1.0
     queue_size: int = 1024
     tau: float = 0.1
-    frame_stride: int = 2
+    frame_stride: int = 0
+    """Use every k-th frame of a video; 0: the smallest k that keeps at most ``max_frames`` of it."""
+    max_frames: int = 1500
     label_stride: int = 2
     max_labels: int = 6000
     min_labels: int = 64
@@ -83,7 +85,7 @@ class AdaptConfig:
     weights: dict[str, float] = field(default_factory=lambda: {"pose": 1.0, "betas": 0.001, "kp3d": 5.0, "kp2d": 5.0})
 
     def __post_init__(self) -> None:
-        check_minimums(self, steps=1, batch_size=2, synth_batch=0, frame_stride=1, label_stride=1, max_labels=1, min_labels=1,
+        check_minimums(self, steps=1, batch_size=2, synth_batch=0, frame_stride=0, max_frames=1, label_stride=1, max_labels=1, min_labels=1,
                        min_heldout=1, ckpt_every=1, queue_size=1)  # fmt: skip
         if not 0.05 <= self.val_fraction <= 0.5:
             raise InputError(f"--val-fraction must be between 0.05 and 0.5, got {self.val_fraction}")
@@ -256,23 +258,25 @@ def gather(sources: list[Path], pipeline: Pipeline, cfg: AdaptConfig, run_dir: P
             raise InputError(f"{src} is not a video file" if src.exists() else f"{src} does not exist")
         source = FrameSource(src)
         digest = assets.file_digest(src)
-        settings = settings_of(cfg.filter, frame_stride=cfg.frame_stride, label_stride=cfg.label_stride, val_fraction=cfg.val_fraction,
+        stride = frame_stride_for(source.frame_count, cfg)
+        settings = settings_of(cfg.filter, frame_stride=stride, label_stride=cfg.label_stride, val_fraction=cfg.val_fraction,
                                base=cfg.base_id, size=size, refiner=repr(pipeline.refiner and pipeline.refiner.config))  # fmt: skip
         cache = run_dir / f"labels_{digest}.npz"
         found = load_collected(cache, settings)
         if found is None:
             if not source.frame_count:
                 raise InputError(f"{src}: the container does not say how long the video is; re-encode it (e.g. ffmpeg -i in out.mp4)")
-            found = collect_video(_runner(pipeline, source, cfg.frame_stride, src.name, progress), source.frame_count, cfg.frame_stride,
+            found = collect_video(_runner(pipeline, source, stride, src.name, progress), source.frame_count, stride,
                                   cfg.val_fraction, size, source.width, source.height, cfg.filter, cfg.label_stride,
-                                  gap=_gap(source, cfg))  # fmt: skip
+                                  gap=_gap(source, stride, cfg.val_fraction))  # fmt: skip
             if source.error:
                 raise InputError(f"{src}: {source.error}")
             save_collected(cache, found, settings)
         trains.append(found.train)
         helds.append(found.heldout)
         total.update(found.counts)
-        videos.append({"name": src.name, "sha256_10": digest, "frames": source.frame_count, "fps": source.fps, **found.counts})
+        videos.append({"name": src.name, "sha256_10": digest, "frames": source.frame_count, "fps": source.fps, "frame_stride": stride,
+                       **found.counts})  # fmt: skip
     check_enough(dict(total), cfg.min_labels, cfg.min_heldout)
     labels = LabelSet.concat(trains, size)
     if len(labels) > cfg.max_labels:  # evenly over time, not at random: neighbouring frames look alike
@@ -280,10 +284,16 @@ def gather(sources: list[Path], pipeline: Pipeline, cfg: AdaptConfig, run_dir: P
     return labels, LabelSet.concat(helds, size), {"videos": videos, **label_stats(labels), "heldout_frames": int(total["heldout"])}
 
 
-def _gap(source: FrameSource, cfg: AdaptConfig) -> int:
+def frame_stride_for(frame_count: int, cfg: AdaptConfig) -> int:
+    """Every k-th frame of a video of ``frame_count`` frames is read: ``cfg.frame_stride``, or (0) the
+    smallest k that reads at most ``cfg.max_frames``."""
+    return cfg.frame_stride or max(1, -(-frame_count // cfg.max_frames))
+
+
+def _gap(source: FrameSource, stride: int, val_fraction: float) -> int:
     """Strided frames before the held-out part used for neither part: 1 s, at most a fifth of the training part."""
-    split = (1.0 - cfg.val_fraction) * source.frame_count / cfg.frame_stride
-    return int(min(round(source.fps / cfg.frame_stride), split // 5))
+    split = (1.0 - val_fraction) * source.frame_count / stride
+    return int(min(round(source.fps / stride), split // 5))
 
 
 def _runner(pipeline: Pipeline, source: FrameSource, stride: int, name: str, progress: Callable[[str, int, int], None] | None):  # noqa: ANN202
