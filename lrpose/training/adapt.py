@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -195,7 +196,6 @@ def fine_tune(cfg: AdaptConfig, job: Adaptation, progress: Callable[[int, int, d
     device = device or torch.device("cpu")
     _output_check(Path(cfg.out))
     model, body = job.model, job.body
-    before = heldout_score(model, body, job.heldout)
     torch.manual_seed(cfg.seed)
     resume = job.run_dir / "last.pt"
     state = resume_state(resume, cfg) if resume.is_file() else None
@@ -204,6 +204,8 @@ def fine_tune(cfg: AdaptConfig, job: Adaptation, progress: Callable[[int, int, d
 
         model, _ = load_rscnet(resume)
         before = state["before"]
+    else:
+        before = heldout_score(model, body, job.heldout)
     queue = FeatureQueue(cfg.queue_size, model.config.embed_dim)
     model = model.to(device).train()
     optim = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
@@ -222,11 +224,11 @@ def fine_tune(cfg: AdaptConfig, job: Adaptation, progress: Callable[[int, int, d
 
     folder = RunFolder(job.run_dir, LOG_FIELDS, cfg.steps, cfg.ckpt_every, save_run, start, progress)
     t0 = time.time()
-    gpu_body = body.to(device)
+    loss_body = copy.deepcopy(body).to(device)  # the batches pose their labels with ``body`` on the CPU
     with folder:
         for step in range(start, cfg.steps):
             batch = {k: v.to(device) for k, v in batches[step].items()}
-            loss, parts, emb = step_loss(model, gpu_body, batch, queue, cfg)
+            loss, parts, emb = step_loss(model, loss_body, batch, queue, cfg)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
@@ -235,7 +237,6 @@ def fine_tune(cfg: AdaptConfig, job: Adaptation, progress: Callable[[int, int, d
             folder.step_done(step + 1, {**parts, "step": step + 1, "seconds": f"{time.time() - t0:.1f}"}, parts)
         folder.finish()
     model = model.cpu().eval()
-    body.to("cpu")
     after = heldout_score(model, body, job.heldout)
     provenance = {**job.provenance, "steps": cfg.steps, "settings": asdict(cfg), "heldout": {"before": before, "after": after},
                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}  # fmt: skip
