@@ -35,7 +35,7 @@ def adapt(
     weights: Annotated[
         Path | None, typer.Option("--weights", help="Base RSC-Net checkpoint (default: the one the resolver finds).")
     ] = None,
-    steps: Annotated[int, typer.Option("--steps", help="Fine-tuning steps.")] = 400,
+    steps: Annotated[int, typer.Option("--steps", help="Fine-tuning steps.")] = 300,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Last part of every video held out to check the result.")] = 0.2,
     run_dir: Annotated[
         Path | None, typer.Option("--run-dir", help="Labels, log and resumable checkpoint (default: <out>.run next to --out).")
@@ -48,8 +48,8 @@ def adapt(
     ] = 0,
     max_frames: Annotated[
         int, typer.Option("--max-frames", help="Frames per video the pseudo-labelling reads (with --frame-stride 0).")
-    ] = 1500,
-    label_stride: Annotated[int, typer.Option("--label-stride", help="Keep every k-th trustworthy frame of a person.")] = 2,
+    ] = 1000,
+    label_stride: Annotated[int, typer.Option("--label-stride", help="Keep every k-th trustworthy frame of a person.")] = 1,
     max_labels: Annotated[int, typer.Option("--max-labels", help="At most this many pseudo-labels (evenly over time).")] = 6000,
     min_labels: Annotated[int, typer.Option("--min-labels", help="Refuse footage giving fewer pseudo-labels.")] = 64,
     seed: Annotated[int, typer.Option("--seed")] = 0,

@@ -58,7 +58,7 @@ class AdaptConfig:
     out: str
     base_id: str
     """Checkpoint id (``name:digest``) of the base RSC-Net."""
-    steps: int = 400
+    steps: int = 300
     val_fraction: float = 0.2
     batch_size: int = 8
     """Pseudo-labelled crops per step (each seen in 3 views)."""
@@ -72,8 +72,8 @@ class AdaptConfig:
     tau: float = 0.1
     frame_stride: int = 0
     """Use every k-th frame of a video; 0: the smallest k that keeps at most ``max_frames`` of it."""
-    max_frames: int = 1500
-    label_stride: int = 2
+    max_frames: int = 1000
+    label_stride: int = 1
     max_labels: int = 6000
     min_labels: int = 64
     min_heldout: int = 20
