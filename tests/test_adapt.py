@@ -178,10 +178,13 @@ def test_frame_stride_reads_at_most_max_frames():
 
 
 def test_heldout_score_and_worse():
-    before = {"kp_error": 0.10, "facing": 0.90}
-    assert worse(before, {"kp_error": 0.1009, "facing": 0.895}, 0.01) is None
-    assert "keypoint error" in worse(before, {"kp_error": 0.102, "facing": 0.95}, 0.01)
-    assert "facing" in worse(before, {"kp_error": 0.05, "facing": 0.88}, 0.01)
+    before = {"kp_error": 0.10, "facing": 0.90, "facing_n": 200}
+    assert worse(before, {"kp_error": 0.1009, "facing": 0.895, "facing_n": 200}, 0.01) is None
+    assert "keypoint error" in worse(before, {"kp_error": 0.102, "facing": 0.95, "facing_n": 200}, 0.01)
+    assert "facing" in worse(before, {"kp_error": 0.05, "facing": 0.88, "facing_n": 200}, 0.01)  # 4 more frames of 200 turned
+    small = {"kp_error": 0.10, "facing": 53 / 54, "facing_n": 54}  # one frame of 54 turning round is not "worse"
+    assert worse(small, {**small, "facing": 52 / 54}, 0.01) is None
+    assert "facing" in worse(small, {**small, "facing": 51 / 54}, 0.01)
 
 
 def test_refuses_to_write_a_model_that_got_worse(tiny, body, tmp_path):

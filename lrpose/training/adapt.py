@@ -127,11 +127,14 @@ def heldout_score(model: RSCNet, body: BodyModel, held: LabelSet, min_conf: floa
 
 
 def worse(before: dict[str, float], after: dict[str, float], tolerance: float) -> str | None:
-    """Why ``after`` is worse than ``before`` (held-out scores), None when it is not."""
+    """Why ``after`` is worse than ``before`` (held-out scores), None when it is not: the keypoint error
+    grew by more than ``tolerance`` (relative), or the facing agreement fell by more than ``tolerance``
+    plus one of the ``facing_n`` frames."""
     why = []
     if after["kp_error"] > before["kp_error"] * (1.0 + tolerance):
         why.append(f"keypoint error {before['kp_error']:.4f} -> {after['kp_error']:.4f}")
-    if after["facing"] < before["facing"] - tolerance:
+    slack = tolerance + 1.0 / max(int(after.get("facing_n", 0)), 1)  # one frame turning round is noise, not worse
+    if after["facing"] < before["facing"] - slack:
         why.append(f"facing agreement {before['facing']:.3f} -> {after['facing']:.3f}")
     return "; ".join(why) or None
 
@@ -242,7 +245,11 @@ def fine_tune(cfg: AdaptConfig, job: Adaptation, progress: Callable[[int, int, d
                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}  # fmt: skip
     why = worse(before, after, cfg.tolerance)
     if why is not None:
-        raise AdaptRefused(f"the adapted network is worse on the held-out part ({why}): {cfg.out} not written (run kept in {job.run_dir})")
+        scores = (f"keypoint error {before['kp_error']:.4f} -> {after['kp_error']:.4f}, facing {before['facing']:.3f} -> "
+                  f"{after['facing']:.3f} on {after['n']} person-frames")  # fmt: skip
+        raise AdaptRefused(
+            f"the adapted network is worse on the held-out part ({why}; {scores}): {cfg.out} not written (run kept in {job.run_dir})"
+        )
     save(Path(cfg.out), model, body.body_id, trained=True, meta={"adapt": provenance, "steps": cfg.steps})
     return provenance
 
