@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -235,7 +236,7 @@ def test_resume_continues_exactly(tiny, body, tmp_path):
     assert weights_digest(load_rscnet(tmp_path / "b.pt")[0].state_dict()) == straight
 
 
-@pytest.mark.parametrize("case", ["not_rscnet", "out_is_folder", "out_folder_missing", "hog"])
+@pytest.mark.parametrize("case", ["not_rscnet", "temporal_as_base", "out_is_folder", "out_folder_missing", "hog"])
 def test_bad_input_is_one_line_and_writes_nothing(case, tiny, tmp_path, capsys):
     video = tmp_path / "v.mp4"
     video.write_bytes(b"not read before the checks")
@@ -245,6 +246,8 @@ def test_bad_input_is_one_line_and_writes_nothing(case, tiny, tmp_path, capsys):
         bad = tmp_path / "temporal.pt"
         bad.write_bytes(b"\x00" * 64)
         args[args.index(str(tiny))] = str(bad)
+    elif case == "temporal_as_base":
+        args[args.index(str(tiny))] = str(Path(__file__).resolve().parent.parent / "weights" / "lrpose_temporal.pt")
     elif case == "out_is_folder":
         out.mkdir()
     elif case == "out_folder_missing":
