@@ -102,10 +102,17 @@ def _body_config(config: Path | None, smpl: Path | None, gender: str | None, sta
 
 
 @app.command()
-def doctor(smpl: SmplOpt = None, gender: GenderOpt = None, standin: StandinOpt = None, config: ConfigOpt = None) -> None:
-    """Show every asset (found where, or searched where) and check the body model poses correctly."""
+def doctor(
+    smpl: SmplOpt = None,
+    gender: GenderOpt = None,
+    standin: StandinOpt = None,
+    config: ConfigOpt = None,
+    weights: Annotated[Path | None, typer.Option("--weights", help="Also say how this RSC-Net checkpoint was made (adapted ones).")] = None,
+) -> None:
+    """Show every asset (found where, or searched where), where an adapted RSC-Net came from, and check the body model poses correctly."""
+    from lrpose import assets
     from lrpose.body import load_body
-    from lrpose.doctor import asset_rows, body_check, environment
+    from lrpose.doctor import asset_rows, body_check, environment, provenance_lines
 
     cfg = _body_config(config, smpl, gender, standin)
     console.print(" | ".join(f"{k} {v}" for k, v in environment().items()))
@@ -117,6 +124,8 @@ def doctor(smpl: SmplOpt = None, gender: GenderOpt = None, standin: StandinOpt =
     for r in rows:
         table.add_row(r.title, Text(r.status, style=style[r.status]), Text(r.where), Text(r.remedy))
     console.print(table)
+    for line in provenance_lines(weights if weights is not None else assets.locate("rscnet").path):
+        console.print(line, soft_wrap=True, highlight=False)
     check = body_check(load_body(cfg))  # raises (one red line, exit 1) when no body can be used
     symmetric = check.symmetry_mm < 10.0
     console.print(
@@ -298,4 +307,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-from lrpose import cli_export, cli_train, cli_video  # noqa: E402, F401  (register video, export, train, eval and synth on the same app)
+from lrpose import cli_adapt, cli_export, cli_train, cli_video  # noqa: E402, F401  (register video, export, adapt, train, eval and synth on the same app)

@@ -176,6 +176,11 @@ def synth(
     fps: Annotated[int, typer.Option("--fps")] = 15,
     seconds: Annotated[float, typer.Option("--seconds")] = 4.0,
     max_people: Annotated[int, typer.Option("--max-people")] = 6,
+    scene_seed: Annotated[
+        int | None, typer.Option("--scene-seed", help="video: one fixed camera, background and lighting for every clip.")
+    ] = None,
+    pitch: Annotated[str | None, typer.Option("--pitch", help="video: camera tilt range LO,HI in degrees (default: per kind).")] = None,
+    light: Annotated[float, typer.Option("--light", help="video: light scale (below 1: darker).")] = 1.0,
     smpl: SmplOpt = None,
     standin: StandinOpt = None,
     config: ConfigOpt = None,
@@ -187,7 +192,8 @@ def synth(
     cfg = SynthConfig(
         kind=kind, n=n, seed=seed, crop_size=crop_size, tex_size=tex_size, shard_size=shard_size, workers=workers,
         poses=str(poses) if poses else None, backgrounds=str(backgrounds) if backgrounds else None,
-        width=width, height=height, fps=fps, seconds=seconds, max_people=max_people,
+        width=width, height=height, fps=fps, seconds=seconds, max_people=max_people, scene_seed=scene_seed,
+        pitch_deg=_pair(pitch, "--pitch"), light=light,
     )  # fmt: skip
     body_cfg = body_config(config, smpl, None, standin)
     with progress_bar() as bar:
@@ -196,6 +202,19 @@ def synth(
     console.print(f"wrote {len(files)} {'shards' if kind == 'crops' else 'clips'} to {out}", soft_wrap=True)
     if preview_sheet:
         console.print(f"preview: {preview(out, kind)}", soft_wrap=True)
+
+
+def _pair(text: str | None, flag: str) -> tuple[float, float] | None:
+    """``LO,HI`` -> (lo, hi); None stays None; InputError when it is not two numbers."""
+    if text is None:
+        return None
+    from lrpose.errors import InputError
+
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"{flag} must be two numbers LO,HI, got '{text}'") from None
+    return lo, hi
 
 
 @train_app.command("rscnet")

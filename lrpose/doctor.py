@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -90,3 +91,30 @@ def environment() -> dict[str, str]:
         "opencv": f"{cv2.__version__} (HOG people detector {'yes' if hasattr(cv2, 'HOGDescriptor_getDefaultPeopleDetector') else 'no'})",
         "pyav": av.__version__,
     }
+
+
+def provenance_lines(path: Path | None) -> list[str]:
+    """What ``lrpose doctor`` says about how the RSC-Net checkpoint at ``path`` was made, when it
+    was adapted to footage (``lrpose adapt``); [] otherwise or when it cannot be read."""
+    from lrpose.errors import LrposeError
+    from lrpose.models.checkpoint import checkpoint_meta
+
+    if path is None:
+        return []
+    try:
+        adapt = checkpoint_meta(path).get("adapt")
+    except LrposeError:
+        return []
+    if not isinstance(adapt, dict):
+        return []
+    videos = adapt.get("videos", [])
+    names = ", ".join(f"{v.get('name')} ({v.get('sha256_10')})" for v in videos[:4]) + (" ..." if len(videos) > 4 else "")
+    held = adapt.get("heldout", {})
+    b, a = held.get("before", {}), held.get("after", {})
+    nan = float("nan")
+    return [
+        f"RSC-Net {path.name}: adapted by 'lrpose adapt' on {adapt.get('date', '?')} from {adapt.get('base_checkpoint', '?')}",
+        f"  footage: {len(videos)} video(s): {names}; {adapt.get('labels', '?')} pseudo-labels, {adapt.get('steps', '?')} steps",
+        f"  held-out ({b.get('n', '?')} person-frames, no refinement): keypoint error {b.get('kp_error', nan):.4f} -> "
+        f"{a.get('kp_error', nan):.4f}, facing agreement {b.get('facing', nan):.3f} -> {a.get('facing', nan):.3f}",
+    ]

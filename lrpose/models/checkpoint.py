@@ -238,6 +238,16 @@ def save(
     atomic_torch_save(Path(path), payload)
 
 
+def checkpoint_meta(path: Path) -> dict[str, Any]:
+    """The ``meta`` dict of one of our checkpoints (how it was made: steps, recipe, ``adapt``
+    provenance); {} for official / SPIN files. AssetFormatError for an unreadable file."""
+    obj = read_weights_only(Path(path))
+    if not isinstance(obj, dict) or obj.get("format") not in FORMATS.values():
+        return {}
+    meta = obj.get("meta")
+    return dict(meta) if isinstance(meta, dict) else {}
+
+
 def load_train_state(path: Path) -> dict[str, Any]:
     """The training state stored in one of our run checkpoints (for resuming)."""
     obj = read_weights_only(Path(path))

@@ -18,7 +18,7 @@ import json
 import math
 import multiprocessing as mp
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -73,6 +73,13 @@ class SynthConfig:
     fps: int = 15
     seconds: float = 4.0
     max_people: int = 6
+    scene_seed: int | None = None
+    """Video: one fixed scene for every clip (camera, background, lighting drawn from this seed), like one
+    CCTV camera; None: each clip its own scene."""
+    pitch_deg: tuple[float, float] | None = None
+    """Video: the camera's downward tilt drawn from this range (degrees) instead of its kind's."""
+    light: float = 1.0
+    """Video: scale of the ambient and directional light (below 1: a darker scene)."""
 
     def __post_init__(self) -> None:
         check_choice("kind", self.kind, ("crops", "video"))
@@ -81,6 +88,10 @@ class SynthConfig:
             raise InputError(f"--n must be at most {MAX_N[self.kind]:,} for --kind {self.kind}, got {self.n:,}")
         if self.seconds <= 0:
             raise InputError(f"--seconds must be positive, got {self.seconds}")
+        if self.pitch_deg is not None and not (-30.0 <= self.pitch_deg[0] <= self.pitch_deg[1] <= 80.0):
+            raise InputError(f"--pitch must be LO,HI degrees with -30 <= LO <= HI <= 80, got {self.pitch_deg}")
+        if not 0.05 <= self.light <= 3.0:
+            raise InputError(f"--light must be between 0.05 and 3, got {self.light}")
 
 
 _CTX: dict[str, object] = {}
@@ -270,7 +281,10 @@ def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path)
     """Render one clip to ``out_dir/clip_XXXXX.mp4``; return its ground truth arrays."""
     ctx, bgs, user = _context(cfg, body_cfg)
     rng = np.random.default_rng([cfg.seed, index, 1])
-    cam = sample_camera(rng, cfg.width, cfg.height)
+    scene = rng if cfg.scene_seed is None else np.random.default_rng([cfg.scene_seed, 0, 2])  # one camera for every clip
+    cam = sample_camera(scene, cfg.width, cfg.height)
+    if cfg.pitch_deg is not None:
+        cam = replace(cam, pitch=math.radians(float(scene.uniform(*cfg.pitch_deg))))
     frames = max(1, int(round(cfg.seconds * cfg.fps)))
     starts = [p for p in (_place_on_ground(rng, cam) for _ in range(int(rng.integers(1, cfg.max_people + 1)))) if p is not None]
     n = len(starts)
@@ -280,8 +294,10 @@ def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path)
     pos, yaw, body_pose = _walks(motions, starts, yaw0, frames, cfg.fps)
     betas = np.stack([p.betas for p in people]) if n else np.zeros((0, 10), np.float32)
     posed = _place_clip(ctx, cam, betas, pos, yaw, body_pose)
-    light = sample_lighting(rng)
-    backdrop = _ground_backdrop(rng, cam, bgs)
+    light = sample_lighting(scene)
+    if cfg.light != 1.0:
+        light = replace(light, ambient=light.ambient * cfg.light, intensity=light.intensity * cfg.light)
+    backdrop = _ground_backdrop(scene, cam, bgs)
     gt = _render_clip(ctx, cam, posed, people, light, backdrop, out_dir / f"clip_{index:05d}.mp4", cfg.fps)
     result = {
         **gt,
