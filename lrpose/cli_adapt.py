@@ -100,8 +100,9 @@ def adapt(
     from lrpose.training.adapt import _output_check
 
     _output_check(out)
-    pipeline = Pipeline(model, body, _detector(detector, detector_weights, boxes, det_size, det_conf), _temporal(model, info),
-                        PipelineConfig(det_stride=1, box_scale=box_scale), refiner=_refiner(body, refine_iters, refine_min_height))  # fmt: skip
+    detect = _detector(detector, detector_weights, boxes, det_size, det_conf)
+    every_frame = PipelineConfig(det_stride=1, box_scale=box_scale)  # a label needs the frame's own keypoints
+    pipeline = Pipeline(model, body, detect, _temporal(model, info), every_frame, refiner=_refiner(body, refine_iters, refine_min_height))
     on_interrupt(f"interrupted: finished videos' labels and the last finished step are kept in {run_dir}; run the same command to go on")
     make_folder(run_dir)
     with FolderLock(run_dir):
