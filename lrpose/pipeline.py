@@ -194,6 +194,8 @@ class Pipeline:
         self.refiner = refiner
         self._anchors: dict[int, torch.Tensor] = {}
         """Per track: the last refined frame's fit (``RefineResult.anchors``), for the temporal term."""
+        self._anchor_frames: dict[int, int] = {}
+        """Per track: the frame of its anchor."""
         self._facing: dict[int, torch.Tensor] = {}
         self._carry = FitCarry()
         """Per track: how its last fit changed the network's estimate, for the frames between detector runs."""
@@ -316,12 +318,14 @@ class Pipeline:
         said = keypoint_facing(kp[..., :2], torch.where(kp[..., 2] >= cfg.min_conf, kp[..., 2], 0.0), heights)
         has_kp = torch.from_numpy(np.isfinite(keypoints).all(-1).any(-1))
         previous, last, last_kp = [], {}, {}
-        carry = torch.full((n, 17, 4), float("nan"))
+        carry, gaps = torch.full((n, 17, 4), float("nan")), torch.ones(n)
         for k, b in enumerate(boxes):  # boxes come frame by frame, in order
             # the track's previous frame with keypoints (frames between detector runs have none)
             previous.append(last_kp.get(b.track_id, -1))
-            if previous[-1] < 0 and b.track_id in self._anchors:
-                carry[k] = self._anchors[b.track_id]
+            if previous[-1] >= 0:
+                gaps[k] = b.frame_index - boxes[previous[-1]].frame_index
+            elif b.track_id in self._anchors:
+                carry[k], gaps[k] = self._anchors[b.track_id], b.frame_index - self._anchor_frames[b.track_id]
             # which way the track faces: its keypoints' evidence, accumulated over the frames where the person is tall
             # enough for the detector's left/right labels (kept through the others)
             before = said[last[b.track_id]] if b.track_id in last else self._facing.get(b.track_id)
@@ -334,13 +338,13 @@ class Pipeline:
                 last_kp[b.track_id] = k
         fit = self.refiner.fit(
             rotmats, betas, trans, torch.from_numpy(keypoints), heights, focal, torch.tensor([w / 2 - 0.5, h / 2 - 0.5]),
-            torch.tensor(previous, dtype=torch.long), carry, said,
+            torch.tensor(previous, dtype=torch.long), carry, said, gaps,
         )  # fmt: skip
         self._facing = {i: said[k] for i, k in last.items()}
         self._anchors = {i: a for i, a in self._anchors.items() if i in last}  # live tracks appear in every batch
         for track_id, k in last_kp.items():  # a track's last frame with keypoints anchors its next one, if it was fitted
             if bool(fit.refined[k]):
-                self._anchors[track_id] = fit.anchors[k]
+                self._anchors[track_id], self._anchor_frames[track_id] = fit.anchors[k], boxes[k].frame_index
             else:
                 self._anchors.pop(track_id, None)
         new_cam = cam_full_to_crop(fit.trans, center, side, size, torch.full((n,), focal))

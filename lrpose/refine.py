@@ -165,6 +165,7 @@ class Refiner:
         previous: torch.Tensor | None = None,
         carry: torch.Tensor | None = None,
         facing: torch.Tensor | None = None,
+        gaps: torch.Tensor | None = None,
     ) -> RefineResult:
         """Fit (B, 24, 3, 3) ``rotmats``, (B, 10) ``betas``, (B, 3) ``trans`` to (B, 17, 3)
         detector ``keypoints`` (pixels + confidence; NaN or 0 confidence = absent) of people with box
@@ -173,7 +174,9 @@ class Refiner:
         ``carry`` (B, 17, 4): for rows whose previous frame was fitted in an earlier batch, that fit's
         ``RefineResult.anchors`` row (NaN elsewhere), so the temporal term spans batches. ``facing`` (B,):
         which way each person faces by their keypoints (``lrpose.facing.keypoint_facing``, e.g. averaged
-        over the track; None: each frame's own keypoints)."""
+        over the track; None: each frame's own keypoints). ``gaps`` (B,): frames between each row and the
+        frame it is anchored to (None: 1); the temporal term's residuals are divided by it (a person moves
+        about ``gap`` times as far)."""
         cfg = self.config
         rotmats, betas, trans, heights, center_px = rotmats.float(), betas.float(), trans.float(), heights.float(), center_px.float()
         kp = torch.nan_to_num(keypoints.float(), nan=0.0)
@@ -192,8 +195,9 @@ class Refiner:
         trans[idx] = _align_translation(skin.select(idx), rotmats[idx], trans[idx], kp[idx], conf[idx], focal_px, center_px)
         out_rot, out_trans, out_betas = rotmats.clone(), trans_in.clone(), betas.clone()
         outside = carry[idx] if carry is not None else torch.full((len(idx), 17, 4), math.nan)
+        reach = 1.0 / gaps[idx].float().clamp_min(1.0) if gaps is not None else torch.ones(len(idx))
         fitted = self._fit_in_order(idx, self._previous_rows(previous, todo, idx), outside, rotmats, betas, trans, kp, conf, heights,
-                                    focal_px, center_px, (out_rot, out_trans, out_betas), skin, said)  # fmt: skip
+                                    focal_px, center_px, (out_rot, out_trans, out_betas), skin, said, reach)  # fmt: skip
         with torch.no_grad():
             after = self._residual(skin(out_rot, out_trans, out_betas - betas), kp, conf, focal_px, center_px)
         worse = todo & ~(after < before)  # a fit that does not bring the body closer to the keypoints is not used
@@ -204,7 +208,7 @@ class Refiner:
         return RefineResult(out_rot, out_trans, todo & ~worse, before, after, out_betas, anchors)
 
     def _fit_in_order(
-        self, idx, prev, outside, rotmats, betas, trans, kp, conf, heights, focal_px, center_px, out, skin, said
+        self, idx, prev, outside, rotmats, betas, trans, kp, conf, heights, focal_px, center_px, out, skin, said, reach
     ) -> torch.Tensor:  # noqa: ANN001, E501
         """Fit rows ``idx`` frame by frame (each anchored to its track's previous fitted frame, ``prev``
         within ``idx`` or ``outside`` from an earlier batch), every start at once (``_starts``); writes the chosen fits
@@ -219,7 +223,7 @@ class Refiner:
             rows = idx[sub]
             inside = prev[sub] >= 0
             anchor = torch.where(inside[:, None, None], fitted[prev[sub].clamp_min(0)], outside[sub])
-            has_anchor = inside | torch.isfinite(outside[sub]).all(-1).all(-1)
+            has_anchor = (inside | torch.isfinite(outside[sub]).all(-1).all(-1)) * reach[sub]  # the temporal term's weight
             anchor = torch.nan_to_num(anchor, nan=1.0)
             m = len(rows)
             first, again = self._starts(rotmats[rows], said[rows])
