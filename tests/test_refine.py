@@ -159,3 +159,17 @@ def test_a_network_that_does_not_read_the_person_gets_a_weaker_prior(scene):
     fixed = Refiner(body, RefineConfig(iters=10, prior=0.5, trust_shape=0.0)).fit(off, betas, trans, kp, heights, F, C)
     adaptive = refiner.fit(off, betas, trans, kp, heights, F, C)
     assert float(adaptive.residual_after.mean()) < 0.7 * float(fixed.residual_after.mean())
+
+
+def test_an_anchor_frames_away_weighs_as_the_temporal_term_over_the_gap_squared(scene):
+    """The temporal term's residuals are divided by the frames since the anchor: a fit anchored 2 frames
+    back is the fit with a quarter of the temporal weight; with no gaps given, one frame."""
+    body, rot, betas, trans, kp, heights, start, skin = scene
+    pts = skin(start, trans)
+    anchor = torch.cat([pts - pts[:, [5, 6, 11, 12]].mean(1, keepdim=True), trans[:, None, 2:].expand(-1, 17, 1)], 2)
+    args = (start, betas, trans, kp, heights, F, C, torch.full((len(start),), -1), anchor)
+    far = Refiner(body, RefineConfig(iters=5, smooth=40.0)).fit(*args, gaps=torch.full((len(start),), 2.0))
+    weaker = Refiner(body, RefineConfig(iters=5, smooth=10.0)).fit(*args)
+    near = Refiner(body, RefineConfig(iters=5, smooth=40.0)).fit(*args)
+    assert torch.allclose(far.rotmats, weaker.rotmats, atol=1e-4) and torch.allclose(far.trans, weaker.trans, atol=1e-3)
+    assert not torch.allclose(far.rotmats, near.rotmats, atol=1e-3)
