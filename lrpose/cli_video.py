@@ -111,7 +111,7 @@ def video(
         rows = run_on_ray(items, out, resume, params, RaySettings(ray_address, workers, task_cpus))
         body = load_body_for(config, smpl, gender, standin) if formats else None
     else:
-        set_threads(threads)
+        set_threads(threads, workers=2)  # decode + detect run in a thread beside the estimation (lrpose.background)
         run, body = video_runner(params)
         rows = _run_sources(items, out, resume, run)
     if rows:

@@ -74,13 +74,14 @@ def auto_threads(cores: int | None = None, load: float | None = None) -> int:
     return max(1, min(cores, MAX_AUTO_THREADS, int(cores - load + 0.5)))
 
 
-def set_threads(requested: int = 0) -> int:
-    """Apply ``--threads`` (0: ``auto_threads()``) to torch and OpenCV; returns the count used."""
+def set_threads(requested: int = 0, workers: int = 1) -> int:
+    """Apply ``--threads`` (0: ``auto_threads()`` shared among ``workers`` threads that compute at once,
+    at least 1 each) to torch and OpenCV; returns the count used."""
     from lrpose.errors import InputError
 
     if requested < 0:
         raise InputError(f"--threads must be 0 (automatic) or a positive count, got {requested}")
-    n = requested or auto_threads()
+    n = requested or max(1, auto_threads() // max(workers, 1))
     import cv2
     import torch
 

@@ -272,6 +272,22 @@ def test_threads_follow_free_cores():
     assert auto_threads(cores=16, load=3.0) == 8 and auto_threads(cores=8, load=3.2) == 5
 
 
+def test_threads_are_shared_by_threads_that_compute_at_once(monkeypatch):
+    import torch
+
+    from lrpose import threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(threads, "auto_threads", lambda: 2)
+        assert threads.set_threads(0, workers=2) == 1 and torch.get_num_threads() == 1  # video: detection beside the estimation
+        assert threads.set_threads(0) == 2 and threads.set_threads(3, workers=2) == 3  # an explicit --threads is kept
+        monkeypatch.setattr(threads, "auto_threads", lambda: 1)
+        assert threads.set_threads(0, workers=2) == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_negative_threads_is_one_line(picture, tiny, tmp_path, capsys):
     assert image(picture, tiny, tmp_path, "--threads", "-1") == 1
     one_error_line(capsys, "--threads")
