@@ -207,6 +207,10 @@ def train_rscnet(
     init: Annotated[Path | None, typer.Option("--init", help="Start from a checkpoint (lrpose, official RSC-Net or SPIN).")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue a run from its last.pt (step, optimizer, queue).")] = None,
     overwrite: OverwriteOpt = False,
+    backbone: Annotated[str, typer.Option("--backbone", help="resnet (--depth) or mobilenetv2 (ImageNet-pretrained).")] = "resnet",
+    backbone_init: Annotated[
+        str | None, typer.Option("--backbone-init", help="Pretrained-backbone file (default: the shipped one; 'none': random).")
+    ] = None,
     depth: Annotated[int, typer.Option("--depth", help="50 (paper), 34 or 18.")] = 18,
     input_size: Annotated[int, typer.Option("--input-size")] = 128,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
@@ -238,7 +242,8 @@ def train_rscnet(
         raise InputError(f"--ratios must be comma-separated numbers, got '{ratios}'") from None
     cfg = TrainConfig(
         data=tuple(str(d) for d in data), out=str(out), img_roots=tuple(str(r) for r in img_root or []), ratios=ratio_values,
-        init=str(init) if init else None, depth=depth, input_size=input_size, batch_size=batch_size, steps=steps, lr=lr,
+        init=str(init) if init else None, backbone=backbone, backbone_init=backbone_init, depth=depth, input_size=input_size,
+        batch_size=batch_size, steps=steps, lr=lr,
         lambda_s=lambda_s, lambda_f=lambda_f, ss=ss, cl=cl, queue_size=queue_size, progressive=progressive, baseline=baseline,
         ckpt_every=ckpt_every, seed=seed, workers=workers,
     )  # fmt: skip
