@@ -182,7 +182,8 @@ def synth(
 ) -> None:
     """Generate synthetic people with full ground truth (crops or CCTV-like clips)."""
     on_interrupt("interrupted: finished files kept; run the same command again to continue")
-    from lrpose.training.synth import SynthConfig, generate, preview
+    from lrpose.training.preview import preview
+    from lrpose.training.synth import SynthConfig, generate
 
     cfg = SynthConfig(
         kind=kind, n=n, seed=seed, crop_size=crop_size, tex_size=tex_size, shard_size=shard_size, workers=workers,
@@ -200,7 +201,12 @@ def synth(
 
 @train_app.command("rscnet")
 def train_rscnet(
-    data: Annotated[list[Path], typer.Option("--data", help="Synthetic crop folder(s) and/or SPIN-format .npz file(s) (repeatable).")],
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            "--data", help="Synthetic crop folder(s), synth:SEED (rendered on the fly) and/or SPIN-format .npz file(s) (repeatable)."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, log, loss plot.")],
     img_root: Annotated[list[Path] | None, typer.Option("--img-root", help="Image folder per SPIN .npz, in the same order.")] = None,
     ratios: Annotated[str | None, typer.Option("--ratios", help="Mixing ratios per --data, e.g. 0.3,0.6,0.1.")] = None,
@@ -226,6 +232,7 @@ def train_rscnet(
     ckpt_every: Annotated[int, typer.Option("--ckpt-every")] = 200,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     workers: Annotated[int, typer.Option("--workers", help="Data loader processes.")] = 0,
+    cctv: Annotated[bool, typer.Option("--cctv", help="CCTV degradations: light, occluders, truncation, blur, noise, JPEG/H.264.")] = False,
     smpl: SmplOpt = None,
     standin: StandinOpt = None,
     config: ConfigOpt = None,
@@ -245,7 +252,7 @@ def train_rscnet(
         init=str(init) if init else None, backbone=backbone, backbone_init=backbone_init, depth=depth, input_size=input_size,
         batch_size=batch_size, steps=steps, lr=lr,
         lambda_s=lambda_s, lambda_f=lambda_f, ss=ss, cl=cl, queue_size=queue_size, progressive=progressive, baseline=baseline,
-        ckpt_every=ckpt_every, seed=seed, workers=workers,
+        ckpt_every=ckpt_every, seed=seed, workers=workers, cctv=cctv,
     )  # fmt: skip
     body = load_body_for(config, smpl, None, standin)
     _train("train rscnet", cfg.steps, out, _RSCNET_INFO, lambda report: run(cfg, body, resume=resume, progress=report))

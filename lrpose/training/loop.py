@@ -28,7 +28,8 @@ from lrpose.geometry import axis_angle_to_rotmat
 from lrpose.models.checkpoint import default_mean_params, init_backbone, load_rscnet, save
 from lrpose.models.rscnet import BACKBONES, RSCNet, RSCNetConfig, RSCNetOutput
 from lrpose.resolution import NUM_RANGES
-from lrpose.training.data import MixedDataset, StepBatches, open_dataset, progressive_ranges
+from lrpose.training.cctv import CCTVConfig
+from lrpose.training.data import AugmentConfig, MixedDataset, StepBatches, open_dataset, progressive_ranges
 from lrpose.training.losses import FeatureQueue, basic_loss_parts, feature_loss, self_supervision_loss
 from lrpose.training.plumbing import RunFolder, config_json, resume_state
 
@@ -66,6 +67,9 @@ class TrainConfig:
     ckpt_every: int = 200
     seed: int = 0
     workers: int = 0
+    cctv: bool = False
+    """CCTV degradations of the training crops (``training.cctv``: light, occluders, truncation, blur,
+    interlacing, noise, JPEG / H.264)."""
     weights: dict[str, float] = field(default_factory=lambda: {"pose": 1.0, "betas": 0.001, "kp3d": 5.0, "kp2d": 5.0})
 
     def __post_init__(self) -> None:
@@ -194,7 +198,10 @@ def _loader(cfg: TrainConfig, run: _Run, rank: int, world: int) -> DataLoader:
     def ranges_for(t: int) -> list[int]:
         return progressive_ranges(t, cfg.steps, NUM_RANGES, cfg.progressive)
 
-    batches = StepBatches(build_dataset(cfg), cfg.batch_size, cfg.seed, run.model.config.input_size, ranges_for, rank=rank, world=world)
+    aug = AugmentConfig(cctv=CCTVConfig() if cfg.cctv else None)
+    batches = StepBatches(
+        build_dataset(cfg), cfg.batch_size, cfg.seed, run.model.config.input_size, ranges_for, aug, rank=rank, world=world
+    )
     # its own generator: creating the iterator must not consume the global RNG (dropout), so resume is exact
     generator = torch.Generator().manual_seed(cfg.seed)
     return DataLoader(batches, batch_size=None, sampler=range(run.start, cfg.steps), num_workers=cfg.workers, generator=generator)
