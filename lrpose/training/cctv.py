@@ -200,7 +200,7 @@ def h264(img: np.ndarray, crf: int) -> np.ndarray:
     with av.open(buf, "w", format="h264") as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-        stream.options = {"crf": str(int(crf)), "preset": "ultrafast", "tune": "zerolatency"}
+        stream.options = {"crf": str(int(crf)), "preset": "ultrafast", "tune": "zerolatency", "threads": "1"}
         for packet in stream.encode(av.VideoFrame.from_ndarray(src, format="rgb24")):
             out.mux(packet)
         for packet in stream.encode():
