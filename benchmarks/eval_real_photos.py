@@ -112,10 +112,12 @@ def main() -> None:
     ap.add_argument("--heights", type=float, nargs="+", default=[0, 128, 64, 48, 32, 24], help="box heights (0: full resolution)")
     ap.add_argument("--out", type=Path, default=None, help="write overlay PNGs here")
     ap.add_argument("--det-size", type=int, default=1280)
+    ap.add_argument("--weights", type=Path, default=None, help="RSC-Net checkpoint (default: the shipped one)")
+    ap.add_argument("--network-only", action="store_true", help="only the network, no refined rows (faster)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     body = load_body()
-    model, _ = find_rscnet(None, body)
+    model, _ = find_rscnet(args.weights, body)
     from lrpose import assets
 
     det = YoloDetector(assets.resolve("detector", None), args.det_size)
@@ -127,6 +129,8 @@ def main() -> None:
         "refine (default)": Refiner(body, RefineConfig()),
         "refine (all sizes)": Refiner(body, replace(RefineConfig(), min_height=0.0)),
     }
+    if args.network_only:
+        methods = {"network": None}
     pipes = {k: Pipeline(model, body, refiner=v) for k, v in methods.items()}
     rows: dict[tuple[float, str], list[tuple[float, float, float, float, float]]] = {}
     for name, path in photos().items():

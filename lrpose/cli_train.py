@@ -187,7 +187,8 @@ def synth(
 ) -> None:
     """Generate synthetic people with full ground truth (crops or CCTV-like clips)."""
     on_interrupt("interrupted: finished files kept; run the same command again to continue")
-    from lrpose.training.synth import SynthConfig, generate, preview
+    from lrpose.training.preview import preview
+    from lrpose.training.synth import SynthConfig, generate
 
     cfg = SynthConfig(
         kind=kind, n=n, seed=seed, crop_size=crop_size, tex_size=tex_size, shard_size=shard_size, workers=workers,
@@ -219,13 +220,22 @@ def _pair(text: str | None, flag: str) -> tuple[float, float] | None:
 
 @train_app.command("rscnet")
 def train_rscnet(
-    data: Annotated[list[Path], typer.Option("--data", help="Synthetic crop folder(s) and/or SPIN-format .npz file(s) (repeatable).")],
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            "--data", help="Synthetic crop folder(s), synth:SEED (rendered on the fly) and/or SPIN-format .npz file(s) (repeatable)."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, log, loss plot.")],
     img_root: Annotated[list[Path] | None, typer.Option("--img-root", help="Image folder per SPIN .npz, in the same order.")] = None,
     ratios: Annotated[str | None, typer.Option("--ratios", help="Mixing ratios per --data, e.g. 0.3,0.6,0.1.")] = None,
     init: Annotated[Path | None, typer.Option("--init", help="Start from a checkpoint (lrpose, official RSC-Net or SPIN).")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue a run from its last.pt (step, optimizer, queue).")] = None,
     overwrite: OverwriteOpt = False,
+    backbone: Annotated[str, typer.Option("--backbone", help="resnet (--depth) or mobilenetv2 (ImageNet-pretrained).")] = "resnet",
+    backbone_init: Annotated[
+        str | None, typer.Option("--backbone-init", help="Pretrained-backbone file (default: the shipped one; 'none': random).")
+    ] = None,
     depth: Annotated[int, typer.Option("--depth", help="50 (paper), 34 or 18.")] = 18,
     input_size: Annotated[int, typer.Option("--input-size")] = 128,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
@@ -241,6 +251,7 @@ def train_rscnet(
     ckpt_every: Annotated[int, typer.Option("--ckpt-every")] = 200,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     workers: Annotated[int, typer.Option("--workers", help="Data loader processes.")] = 0,
+    cctv: Annotated[bool, typer.Option("--cctv", help="CCTV degradations: light, occluders, truncation, blur, noise, JPEG/H.264.")] = False,
     smpl: SmplOpt = None,
     standin: StandinOpt = None,
     config: ConfigOpt = None,
@@ -257,9 +268,10 @@ def train_rscnet(
         raise InputError(f"--ratios must be comma-separated numbers, got '{ratios}'") from None
     cfg = TrainConfig(
         data=tuple(str(d) for d in data), out=str(out), img_roots=tuple(str(r) for r in img_root or []), ratios=ratio_values,
-        init=str(init) if init else None, depth=depth, input_size=input_size, batch_size=batch_size, steps=steps, lr=lr,
+        init=str(init) if init else None, backbone=backbone, backbone_init=backbone_init, depth=depth, input_size=input_size,
+        batch_size=batch_size, steps=steps, lr=lr,
         lambda_s=lambda_s, lambda_f=lambda_f, ss=ss, cl=cl, queue_size=queue_size, progressive=progressive, baseline=baseline,
-        ckpt_every=ckpt_every, seed=seed, workers=workers,
+        ckpt_every=ckpt_every, seed=seed, workers=workers, cctv=cctv,
     )  # fmt: skip
     body = load_body_for(config, smpl, None, standin)
     _train("train rscnet", cfg.steps, out, _RSCNET_INFO, lambda report: run(cfg, body, resume=resume, progress=report))

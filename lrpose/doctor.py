@@ -47,6 +47,7 @@ def asset_rows(cfg: BodyConfig) -> list[AssetRow]:
         ("rscnet", None, "optional"),
         ("temporal", None, "optional"),
         ("texture", None, "optional"),
+        ("backbone_mobilenetv2", None, "optional"),
         ("detector", None, "optional"),
     ]
     for key, explicit, if_absent in keys:

@@ -13,7 +13,8 @@ from lrpose.body import load_body
 from lrpose.cli import main
 from lrpose.config import BodyConfig
 from lrpose.training.poses import motion_pose, sample_motion, sample_static_pose
-from lrpose.training.synth import SynthConfig, generate, preview
+from lrpose.training.preview import preview
+from lrpose.training.synth import SynthConfig, generate
 
 SMALL = SynthConfig(kind="crops", n=6, shard_size=4, crop_size=96, tex_size=32, seed=5)
 

@@ -228,3 +228,25 @@ def test_resume_check_names_the_changed_settings(tmp_path):
     assert resume_state(tmp_path / "r.pt", cfg)["step"] == 2
     with pytest.raises(InputError, match=r"different settings \(lr 0.0002 -> 0.001; steps 4 -> 8\)"):
         resume_state(tmp_path / "r.pt", TextureTrainConfig(data="d", out="o", steps=8, lr=1e-3))
+
+
+def test_mobilenet_run_starts_from_the_pretrained_backbone_and_says_so(tiny_data, tmp_path):
+    from lrpose import assets
+    from lrpose.models.checkpoint import load_backbone
+    from lrpose.training.loop import _setup
+
+    cfg = tiny_cfg(tiny_data, tmp_path, backbone="mobilenetv2", steps=2)
+    run = _setup(cfg, load_body(), None)
+    shipped, origin = load_backbone(assets.resolve("backbone_mobilenetv2"), "mobilenetv2")
+    now = run.model.backbone.state_dict()
+    assert all(torch.equal(now[k], v) for k, v in shipped.items()) and run.backbone_origin["licence"] == origin["licence"]
+    final = train_rscnet(cfg, load_body())
+    model, _ = load_rscnet(final)
+    raw = torch.load(final, weights_only=True)
+    assert model.config.backbone == "mobilenetv2" and raw["meta"]["backbone_init"]["backbone_file"] == "backbone_mobilenetv2_imagenet.pt"
+    scratch = _setup(tiny_cfg(tiny_data, tmp_path / "s", backbone="mobilenetv2", backbone_init="none"), load_body(), None)
+    assert scratch.backbone_origin is None and not torch.equal(scratch.model.backbone.features[0][0].weight, shipped["features.0.0.weight"])
+    from lrpose.errors import InputError
+
+    with pytest.raises(InputError, match="no pretrained ResNet"):
+        tiny_cfg(tiny_data, tmp_path, backbone_init="x.pt")

@@ -1,4 +1,4 @@
-"""THE one place that reads and writes network files: RSC-Net, temporal module, texture network.
+"""THE one place that reads and writes network files: RSC-Net, temporal module, texture network, pretrained backbones.
 
 Our format (``torch.save`` of a plain dict, written atomically)::
 
@@ -8,24 +8,19 @@ Our format (``torch.save`` of a plain dict, written atomically)::
      "rscnet_id": "lrpose_rscnet.pt:78e7131d09",  # temporal module: the RSC-Net whose features it reads
      "meta": {...}, "train_state": {...}}         # train_state (step, optimizer, RNG, ...) only in run checkpoints
 
-RSC-Net files may also be the official release or SPIN's (detected by their keys, renamed by
-``lrpose.models.official``; SPIN gets alpha = 1). The regressor head variant travels in the config
-(``RSCNetConfig.head``): our files record the one they were trained with (files written before the
-field existed are "rscnet"); an official RSC-Net file runs the "rscnet" head (ReLU after fc1/fc2),
-a SPIN file SPIN's head without ReLU (``official.head_for``). Keys must match exactly: a missing or unexpected
-key is an error that lists them (only BatchNorm's ``num_batches_tracked`` may be absent). Every
-file is read with ``torch.load(weights_only=True)``: a checkpoint carrying pickled code is refused,
-with lrpose's own message (never torch's advice to load it unsafely).
+RSC-Net files may also be the official release or SPIN's (detected by their keys, renamed by ``lrpose.models.official``; SPIN gets
+alpha = 1). The regressor head variant travels in the config (``RSCNetConfig.head``): our files record the one they were trained
+with (files written before the field existed are "rscnet"); an official RSC-Net file runs the "rscnet" head (ReLU after fc1/fc2), a
+SPIN file SPIN's head without ReLU (``official.head_for``). Keys must match exactly: a missing or unexpected key is an error that
+lists them (only BatchNorm's ``num_batches_tracked`` may be absent). Every file is read with ``torch.load(weights_only=True)``: a
+checkpoint carrying pickled code is refused, with lrpose's own message (never torch's advice to load it unsafely).
 
-Integrity: before torch reads a file, every member of its zip container is checked against its
-CRC (torch does not); our files also carry ``weights_sha256`` (:func:`weights_digest` of the state
-dict), verified at load when present (files written before it existed load without). Weights
-holding NaN or infinity are refused, so a damaged or diverged checkpoint never produces a result.
+Integrity: before torch reads a file, every member of its zip container is checked against its CRC (torch does not); our files also
+carry ``weights_sha256`` (:func:`weights_digest` of the state dict), verified at load when present (files written before it existed
+load without). Weights holding NaN or infinity are refused, so a damaged or diverged checkpoint never produces a result.
 
-``find_*`` choose the network an inference command uses: the given file (must exist), else the
-one the asset resolver finds, else (RSC-Net, texture) an UNTRAINED seeded network flagged
-``trained=False``, which callers must announce loudly.
-"""
+``find_*`` choose the network an inference command uses: the given file (must exist), else the one the asset resolver finds, else
+(RSC-Net, texture) an UNTRAINED seeded network flagged ``trained=False``, which callers must announce loudly."""
 
 from __future__ import annotations
 
@@ -45,6 +40,7 @@ from lrpose import assets
 from lrpose.errors import AssetFormatError, InputError
 from lrpose.files import atomic_torch_save
 from lrpose.models import official
+from lrpose.models.mobilenet import ResolutionAwareMobileNetV2
 from lrpose.models.official import from_official_key, spin_to_official_key
 from lrpose.models.regressor import MeanParams, load_mean_params
 from lrpose.models.rscnet import RSCNet, RSCNetConfig
@@ -298,6 +294,48 @@ def load_texture(path: Path) -> tuple[TexGlo, NetInfo]:
     """Load a texture network checkpoint (weights only, keys checked strictly) in eval mode."""
     net, obj = _read_ours(Path(path), TexGlo)
     return net, NetInfo(_ident(Path(path)), "texture", "lrpose", bool(obj.get("trained", False)), obj.get("body_id"))
+
+
+BACKBONE_FORMAT = "lrpose.backbone"
+BACKBONE_CLASSES = {"mobilenetv2": ResolutionAwareMobileNetV2}  # backbones with converted pretrained files
+
+
+def save_backbone(path: Path, kind: str, state_dict: dict[str, torch.Tensor], origin: dict[str, str]) -> None:
+    """Write pretrained backbone weights (our key names, no alphas) as a self-describing file:
+    ``{"format": "lrpose.backbone", "backbone": kind, "state_dict", "weights_sha256", "origin"}``
+    (``origin``: package, file, licence, sha256 of the source file, what the weights were trained on)."""
+    if kind not in BACKBONE_CLASSES:
+        raise InputError(f"no pretrained-backbone format for '{kind}' (known: {', '.join(BACKBONE_CLASSES)})")
+    sd = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    payload = {"format": BACKBONE_FORMAT, "format_version": FORMAT_VERSION, "backbone": kind, "state_dict": sd,
+               "weights_sha256": weights_digest(sd), "origin": dict(origin)}  # fmt: skip
+    atomic_torch_save(Path(path), payload)
+
+
+def load_backbone(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(state dict as float32, origin) of a pretrained backbone file of ``kind``, keys checked strictly
+    against the backbone (every key but the alphas, which start at 1)."""
+    path = Path(path)
+    obj = read_weights_only(path)
+    if not isinstance(obj, dict) or obj.get("format") != BACKBONE_FORMAT:
+        raise AssetFormatError(f"{path} is not an lrpose pretrained-backbone file (make one with tools/convert_backbone.py)")
+    if obj.get("backbone") != kind:
+        raise AssetFormatError(f"{path} holds a '{obj.get('backbone')}' backbone, not '{kind}'")
+    sd = obj.get("state_dict")
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise AssetFormatError(f"{path}: pretrained-backbone file without its weights")
+    if obj.get("weights_sha256") != weights_digest(sd):
+        raise AssetFormatError(f"{path} is damaged: its weights do not match the digest stored in it; re-make or restore it")
+    module = BACKBONE_CLASSES[kind]()
+    _load_strict(module, sd, path, {k for k in module.state_dict() if k.startswith("alphas.")})
+    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, dict(obj.get("origin") or {})
+
+
+def init_backbone(model: RSCNet, path: Path) -> dict[str, str]:
+    """Load pretrained weights into ``model.backbone`` (alphas keep their values); returns the file's origin."""
+    sd, origin = load_backbone(path, model.config.backbone)
+    model.backbone.load_state_dict(sd, strict=False)  # load_backbone checked every key but the alphas
+    return origin
 
 
 def default_mean_params(body: BodyModel) -> MeanParams:

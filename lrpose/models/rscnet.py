@@ -9,8 +9,11 @@ from torch import nn
 
 from lrpose.geometry import rot6d_to_rotmat
 from lrpose.models.backbone import ResolutionAwareResNet
+from lrpose.models.mobilenet import ResolutionAwareMobileNetV2
 from lrpose.models.regressor import HEADS, IterativeRegressor, MeanParams
 from lrpose.resolution import NUM_RANGES
+
+BACKBONES = ("resnet", "mobilenetv2")
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,8 @@ class RSCNetConfig:
     """Architecture of an RSC-Net (stored in every checkpoint)."""
 
     depth: int = 50
-    """Backbone depth: 50 (paper, bottleneck, phi in R^2048) or 18/34 (basic blocks, phi in R^512)."""
+    """ResNet depth: 50 (paper, bottleneck, phi in R^2048) or 18/34 (basic blocks, phi in R^512).
+    Ignored by the MobileNetV2 backbone."""
     input_size: int = 224
     """Side of the square network input in pixels (crops are bicubically resized to it)."""
     n_iter: int = 3
@@ -30,8 +34,13 @@ class RSCNetConfig:
     head: str = "rscnet"
     """Regressor head variant (``regressor.HEADS``): "rscnet" (ReLU after fc1/fc2, the paper's and
     lrpose's training default) or "spin" (SPIN's HMR head, no ReLU). Files without it are "rscnet"."""
+    backbone: str = "resnet"
+    """"resnet" (``depth``; the official checkpoints') or "mobilenetv2" (resolution-aware MobileNetV2,
+    phi in R^1280, can start from ImageNet weights). Files without it are "resnet"."""
 
     def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got '{self.backbone}'")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)}, got '{self.head}'")
 
@@ -68,7 +77,7 @@ class RSCNet(nn.Module):
         super().__init__()
         self.config = config
         self.mean_params_source = mean.source
-        self.backbone = ResolutionAwareResNet(config.depth)
+        self.backbone = ResolutionAwareMobileNetV2() if config.backbone == "mobilenetv2" else ResolutionAwareResNet(config.depth)
         d = self.backbone.out_channels
         self.projection = nn.Sequential(nn.Linear(d, 1024), nn.ReLU(), nn.Linear(1024, config.embed_dim))
         self.regressor = IterativeRegressor(d, mean, config.n_iter, config.head)

@@ -27,6 +27,7 @@ from lrpose.crops import SquareCrop, apply_affine, cut_square, normalize, resize
 from lrpose.errors import InputError
 from lrpose.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 from lrpose.resolution import degrade, sample_size
+from lrpose.training import cctv
 
 HR = 224
 # SPIN's left/right permutations
@@ -201,8 +202,47 @@ class MixedDataset(Dataset):
         return self.pick(np.random.default_rng(i))
 
 
+class SynthStream(Dataset):
+    """Synthetic crops rendered on demand (``--data synth:SEED``): item ``i`` is crop ``i`` of the
+    generator seeded ``seed`` (``synth.make_crops_shard`` with one crop per shard), so no fixed set
+    exists, every index gives a different person, pose, camera and scene, and the same index always
+    gives the same crop (resumable, identical across DataLoader workers). ``StepBatches`` walks
+    consecutive indices, so a run never sees the same crop twice. Rendered at ``crop_size`` px and
+    resized to 224 like the crop shards."""
+
+    stream = True
+    LENGTH = 10_000_000
+    """Crops per seed (``lrpose synth``'s largest --n): a run of 50,000 steps of batch 16 uses 8 %."""
+
+    def __init__(self, seed: int, crop_size: int = 128, tex_size: int = 64) -> None:
+        from lrpose.config import BodyConfig
+        from lrpose.training.synth import SynthConfig
+
+        self.cfg = SynthConfig(kind="crops", n=self.LENGTH, seed=seed, crop_size=crop_size, tex_size=tex_size, shard_size=1)
+        self.body_cfg = BodyConfig()
+
+    def __len__(self) -> int:
+        return self.LENGTH
+
+    def __getitem__(self, i: int) -> Sample:
+        from lrpose.training.synth import make_crops_shard
+
+        z = make_crops_shard(self.cfg, self.body_cfg, int(i) % self.LENGTH)
+        img, part = z["images"][0], z["part"][0].copy()
+        if img.shape[0] != HR:
+            part[:, :2] = (part[:, :2] + 0.5) * HR / img.shape[0] - 0.5
+            img = resize_square(img, HR)
+        return Sample(img, part, z["S"][0], z["pose"][0], z["betas"][0], 1.0, 1.0)
+
+
 def open_dataset(path: Path, img_root: Path | None = None) -> Dataset:
-    """A folder of synthetic crops, or a SPIN-format annotation ``.npz`` with its image folder."""
+    """A folder of synthetic crops, ``synth:SEED`` (crops rendered on the fly, ``SynthStream``), or a
+    SPIN-format annotation ``.npz`` with its image folder."""
+    if str(path).startswith("synth:"):
+        try:
+            return SynthStream(int(str(path).removeprefix("synth:")))
+        except ValueError:
+            raise InputError(f"--data {path}: expected synth:SEED with an integer seed") from None
     path = Path(path)
     if path.is_dir():
         return SyntheticCrops(path)
@@ -220,6 +260,8 @@ class AugmentConfig:
     rotation_prob: float = 0.4
     color: float = 0.4
     noise_std: float = 6.0
+    cctv: cctv.CCTVConfig | None = None
+    """CCTV degradations (``training.cctv``): scene-level on the sample, camera-level per view. None: off."""
 
 
 def flip_pose(pose: np.ndarray) -> np.ndarray:
@@ -287,12 +329,19 @@ class StepBatches(Dataset):
     def __getitem__(self, t: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, t])
         idx = rng.integers(len(self.data), size=self.batch)
+        if getattr(self.data, "stream", False):  # rendered on the fly: consecutive crops, never the same twice
+            idx = (t * self.batch + np.arange(self.batch)) % len(self.data)
         ranges = self.ranges_for_step(t)
         items = []
         for k in range(self.rank, self.batch, self.world):
             srng = np.random.default_rng([self.seed, t, k])
             s = augment(self.data[int(idx[k])], srng, self.aug)
-            views = [degrade(s.image, sample_size(p, srng), self.out_size) for p in ranges]
+            if self.aug.cctv is None:
+                views = [degrade(s.image, sample_size(p, srng), self.out_size) for p in ranges]
+            else:
+                image, part = cctv.scene(s.image, s.part, srng, self.aug.cctv)
+                s = Sample(image, part, s.S, s.pose, s.betas, s.has_smpl, s.has_3d, s.gender)
+                views = [cctv.view(s.image, sample_size(p, srng), self.out_size, srng, self.aug.cctv) for p in ranges]
             item = to_tensors(s, views)
             item["id"] = torch.tensor(int(idx[k]))
             items.append(item)

@@ -20,14 +20,16 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
+from lrpose import assets
 from lrpose.body import BodyModel
 from lrpose.config import check_choice, check_minimums
 from lrpose.errors import InputError
 from lrpose.geometry import axis_angle_to_rotmat
-from lrpose.models.checkpoint import default_mean_params, load_rscnet, save
-from lrpose.models.rscnet import RSCNet, RSCNetConfig, RSCNetOutput
+from lrpose.models.checkpoint import default_mean_params, init_backbone, load_rscnet, save
+from lrpose.models.rscnet import BACKBONES, RSCNet, RSCNetConfig, RSCNetOutput
 from lrpose.resolution import NUM_RANGES
-from lrpose.training.data import MixedDataset, StepBatches, open_dataset, progressive_ranges
+from lrpose.training.cctv import CCTVConfig
+from lrpose.training.data import AugmentConfig, MixedDataset, StepBatches, open_dataset, progressive_ranges
 from lrpose.training.losses import FeatureQueue, basic_loss_parts, feature_loss, self_supervision_loss
 from lrpose.training.plumbing import RunFolder, config_json, resume_state
 
@@ -44,6 +46,11 @@ class TrainConfig:
     img_roots: tuple[str | None, ...] = ()
     ratios: tuple[float, ...] = ()
     init: str | None = None
+    backbone: str = "resnet"
+    """"resnet" (``depth``) or "mobilenetv2" (starts from ``backbone_init``)."""
+    backbone_init: str | None = None
+    """Pretrained-backbone file for a fresh run (``tools/convert_backbone.py``); None: the shipped ImageNet
+    MobileNetV2 for "mobilenetv2", nothing for "resnet"; "none": random initialisation."""
     depth: int = 18
     input_size: int = 128
     batch_size: int = 16
@@ -60,11 +67,17 @@ class TrainConfig:
     ckpt_every: int = 200
     seed: int = 0
     workers: int = 0
+    cctv: bool = False
+    """CCTV degradations of the training crops (``training.cctv``: light, occluders, truncation, blur,
+    interlacing, noise, JPEG / H.264)."""
     weights: dict[str, float] = field(default_factory=lambda: {"pose": 1.0, "betas": 0.001, "kp3d": 5.0, "kp2d": 5.0})
 
     def __post_init__(self) -> None:
         check_choice("ss", self.ss, ("directional", "highest", "undirected", "none"))
         check_choice("cl", self.cl, ("contrastive", "mse", "cosine", "none"))
+        check_choice("backbone", self.backbone, BACKBONES)
+        if self.backbone == "resnet" and self.backbone_init not in (None, "none"):
+            raise InputError("--backbone-init: no pretrained ResNet backbone format exists; use --init with an RSC-Net or SPIN checkpoint")
         check_minimums(self, steps=1, batch_size=1, queue_size=1, ckpt_every=1, workers=0)
         if self.ratios and len(self.ratios) != len(self.data):
             raise InputError(f"--ratios has {len(self.ratios)} values for {len(self.data)} --data entries")
@@ -144,6 +157,8 @@ class _Run:
     stage: int = 0
     state: dict | None = None
     """The resumed training state (None: a fresh run)."""
+    backbone_origin: dict | None = None
+    """Where the backbone's starting weights came from (a fresh run from a pretrained-backbone file)."""
 
 
 def _setup(cfg: TrainConfig, body: BodyModel, resume: Path | None) -> _Run:
@@ -155,17 +170,26 @@ def _setup(cfg: TrainConfig, body: BodyModel, resume: Path | None) -> _Run:
     elif cfg.init:
         model, _ = load_rscnet(Path(cfg.init))
     else:
-        model = RSCNet(
-            RSCNetConfig(depth=cfg.depth, input_size=cfg.input_size, resolution_aware=not cfg.baseline), default_mean_params(body)
-        )
+        arch = RSCNetConfig(depth=cfg.depth, input_size=cfg.input_size, resolution_aware=not cfg.baseline, backbone=cfg.backbone)
+        model = RSCNet(arch, default_mean_params(body))
+    origin = None
+    if state is None and not cfg.init and cfg.backbone_init != "none" and cfg.backbone != "resnet":
+        path = _backbone_file(cfg)
+        origin = {**init_backbone(model, path), "backbone_file": path.name}
+    elif state is not None:
+        origin = state.get("backbone_origin")
     if cfg.baseline:
         model.backbone.set_alphas_trainable(False)
-    run = _Run(model, FeatureQueue(cfg.queue_size, model.config.embed_dim), state=state)
+    run = _Run(model, FeatureQueue(cfg.queue_size, model.config.embed_dim), state=state, backbone_origin=origin)
     if state is not None:
         run.start, run.stage = int(state["step"]), int(state["stage"])
         run.queue.load_state_dict(state["queue"])
         torch.set_rng_state(state["torch_rng"])
     return run
+
+
+def _backbone_file(cfg: TrainConfig) -> Path:
+    return Path(cfg.backbone_init) if cfg.backbone_init else assets.resolve(f"backbone_{cfg.backbone}")
 
 
 def _loader(cfg: TrainConfig, run: _Run, rank: int, world: int) -> DataLoader:
@@ -174,7 +198,10 @@ def _loader(cfg: TrainConfig, run: _Run, rank: int, world: int) -> DataLoader:
     def ranges_for(t: int) -> list[int]:
         return progressive_ranges(t, cfg.steps, NUM_RANGES, cfg.progressive)
 
-    batches = StepBatches(build_dataset(cfg), cfg.batch_size, cfg.seed, run.model.config.input_size, ranges_for, rank=rank, world=world)
+    aug = AugmentConfig(cctv=CCTVConfig() if cfg.cctv else None)
+    batches = StepBatches(
+        build_dataset(cfg), cfg.batch_size, cfg.seed, run.model.config.input_size, ranges_for, aug, rank=rank, world=world
+    )
     # its own generator: creating the iterator must not consume the global RNG (dropout), so resume is exact
     generator = torch.Generator().manual_seed(cfg.seed)
     return DataLoader(batches, batch_size=None, sampler=range(run.start, cfg.steps), num_workers=cfg.workers, generator=generator)
@@ -183,8 +210,8 @@ def _loader(cfg: TrainConfig, run: _Run, rank: int, world: int) -> DataLoader:
 def _saver(cfg: TrainConfig, run: _Run, optim: torch.optim.Optimizer, body_id: str) -> Callable[[Path, int], None]:
     def save_run(path: Path, step: int) -> None:
         train_state = {"step": step, "stage": run.stage, "optimizer": optim.state_dict(), "queue": run.queue.state_dict(),
-                       "torch_rng": torch.get_rng_state(), "config": config_json(cfg)}  # fmt: skip
-        meta = {"steps": step, "train_config": config_json(cfg), "date": time.strftime("%Y-%m-%d")}
+                       "torch_rng": torch.get_rng_state(), "config": config_json(cfg), "backbone_origin": run.backbone_origin}  # fmt: skip
+        meta = {"steps": step, "train_config": config_json(cfg), "date": time.strftime("%Y-%m-%d"), "backbone_init": run.backbone_origin}
         save(path, run.model, body_id, trained=step > 0, meta=meta, train_state=train_state)
 
     return save_run

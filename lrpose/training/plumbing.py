@@ -21,7 +21,7 @@ import csv
 import io
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -75,7 +75,9 @@ def resume_state(resume: Path, cfg: Any) -> dict[str, Any]:
     when it was trained with another config than ``cfg`` (a dataclass), and saying so when the
     output folder is the only difference (a copied or moved run folder)."""
     state = load_train_state(Path(resume))
-    stored, current = json.loads(state.get("config", "{}")), json.loads(config_json(cfg))
+    defaults = {f.name: f.default for f in fields(cfg) if f.default is not MISSING}  # options added after the run was written
+    stored = {**json.loads(json.dumps(defaults)), **json.loads(state.get("config", "{}"))}
+    current = json.loads(config_json(cfg))
     if stored != current:
         keys = [k for k in sorted(stored.keys() | current.keys()) if stored.get(k) != current.get(k)]
         if keys == ["out"]:

@@ -161,3 +161,51 @@ def load_pose_file(path: str) -> np.ndarray:
     if poses.ndim != 2 or poses.shape[1] < 72 or not np.isfinite(poses).all():
         raise InputError(f"{path}: poses must be a finite (N, >=72) array, got {poses.shape}")
     return poses[:, :72]
+
+
+ACTIONS = ("sit", "squat", "bend", "reach", "kick", "run", "turn")
+
+
+def sample_action_pose(rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
+    """(24, 3) a pose beyond walking (root zero): sitting, squatting, bending over, reaching up, kicking,
+    running (a random phase of the run gait) or turning (a walking pose with the trunk and head twisted)."""
+    kind = kind or str(rng.choice(ACTIONS))
+    if kind == "run":
+        return motion_pose(sample_motion(rng, "run"), float(rng.uniform(0, 2)))
+    if kind == "turn":
+        p = motion_pose(sample_motion(rng, "walk"), float(rng.uniform(0, 2)))
+        twist = rng.choice([-1.0, 1.0]) * rng.uniform(0.25, 0.6)
+        for j in (SPINE1, SPINE2, SPINE3):
+            p[j, 1] += twist / 3
+        p[NECK, 1] += twist * 0.3
+        p[HEAD, 1] += twist * rng.uniform(0.5, 1.5)
+        return p
+    p = sample_static_pose(rng)
+    if kind in ("sit", "squat"):
+        hip, knee = (rng.uniform(1.2, 1.7), rng.uniform(1.2, 1.8)) if kind == "sit" else (rng.uniform(1.6, 2.1), rng.uniform(1.9, 2.4))
+        for side, h, k, a in ((1.0, L_HIP, L_KNEE, L_ANKLE), (-1.0, R_HIP, R_KNEE, R_ANKLE)):
+            p[h] = [-hip + rng.normal(0, 0.1), rng.normal(0, 0.1), side * rng.uniform(0.0, 0.35)]
+            p[k, 0] = knee + rng.normal(0, 0.1)
+            p[a, 0] = -0.3 * (kind == "squat") + rng.normal(0, 0.1)
+        p[SPINE1, 0] += rng.uniform(0.0, 0.5) * (kind == "squat")
+    elif kind == "bend":
+        for j in (SPINE1, SPINE2, SPINE3):
+            p[j, 0] = rng.uniform(0.15, 0.45)
+        for h, k in ((L_HIP, L_KNEE), (R_HIP, R_KNEE)):
+            p[h, 0] = -rng.uniform(0.2, 0.9)
+            p[k, 0] = rng.uniform(0.0, 0.6)
+        for side, shoulder in ((1.0, L_SHOULDER), (-1.0, R_SHOULDER)):
+            p[shoulder] = _arm(side, rng.uniform(0.0, 0.4), rng.uniform(0.3, 1.2), rng.normal(0, 0.3))
+    elif kind == "reach":
+        side, shoulder, elbow = (1.0, L_SHOULDER, L_ELBOW) if rng.random() < 0.5 else (-1.0, R_SHOULDER, R_ELBOW)
+        p[shoulder] = _arm(side, rng.uniform(1.6, 2.9), rng.uniform(0.0, 1.2), rng.normal(0, 0.3))
+        p[elbow, 1] = -side * rng.uniform(0.0, 0.5)
+        p[SPINE2, 2] = -side * rng.uniform(0.0, 0.2)
+    else:  # kick: one leg swung forward, nearly straight; lean back, arms out for balance
+        side, hip, knee = (1.0, L_HIP, L_KNEE) if rng.random() < 0.5 else (-1.0, R_HIP, R_KNEE)
+        p[hip] = [-rng.uniform(0.7, 1.6), rng.normal(0, 0.15), side * rng.uniform(0.0, 0.3)]
+        p[knee, 0] = rng.uniform(0.0, 0.7)
+        p[SPINE1, 0] = -rng.uniform(0.0, 0.3)
+        for s, shoulder in ((1.0, L_SHOULDER), (-1.0, R_SHOULDER)):
+            p[shoulder] = _arm(s, rng.uniform(0.4, 1.2), rng.normal(0, 0.4))
+    return p

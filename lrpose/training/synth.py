@@ -28,11 +28,11 @@ import torch
 from lrpose.body import SPIN_J24_NAMES
 from lrpose.config import BodyConfig, check_choice, check_minimums
 from lrpose.errors import InputError
-from lrpose.files import atomic_write_bytes, save_npz, save_png
+from lrpose.files import atomic_write_bytes, save_npz
 from lrpose.geometry import SPIN_FOCAL_PX
 from lrpose.io import VideoWriter
 from lrpose.training.appearance import background, list_backgrounds, sample_lighting
-from lrpose.training.poses import load_pose_file, motion_pose, sample_motion, sample_static_pose
+from lrpose.training.poses import load_pose_file, motion_pose, sample_action_pose, sample_motion, sample_static_pose
 from lrpose.training.scene import (
     FLIP,
     BodyContext,
@@ -118,13 +118,20 @@ def _body_pose(rng: np.random.Generator, user: np.ndarray | None) -> np.ndarray:
         p = user[int(rng.integers(len(user)))].reshape(24, 3).copy()
         p[0] = 0.0
         return p
-    if rng.random() < 0.7:
+    u = rng.random()
+    if u < 0.35:
         return sample_static_pose(rng)
-    return motion_pose(sample_motion(rng), float(rng.uniform(0, 3)))
+    if u < 0.6:
+        return motion_pose(sample_motion(rng), float(rng.uniform(0, 3)))
+    return sample_action_pose(rng)  # sitting, squatting, bending, reaching, kicking, running, turning
 
 
 def _crop_root(rng: np.random.Generator) -> np.ndarray:
+    """Root rotation in the camera frame: any facing direction, a camera 5-40 degrees above (CCTV) 70 % of
+    the time, else one of ``sample_camera``'s kinds, and a little roll."""
     cam = sample_camera(rng, 2, 2)
+    if rng.random() < 0.7:
+        cam = CameraSpec("cctv", math.radians(rng.uniform(5, 40)), cam.height_m, cam.focal_px, 2, 2)
     roll = np.array([[math.cos(r := rng.normal(0, 0.05)), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
     return roll @ rot_x(cam.pitch) @ FLIP @ rot_y(rng.uniform(0, 2 * math.pi))
 
@@ -138,6 +145,12 @@ def make_crops_shard(cfg: SynthConfig, body_cfg: BodyConfig, shard: int) -> dict
     body_pose = np.stack([_body_pose(rng, user) for _ in range(count)])
     roots = np.stack([_crop_root(rng) for _ in range(count)])
     posed0 = pose_in_camera(ctx, np.stack([p.betas for p in people]), body_pose, roots, np.zeros((count, 3)))
+    # another person in 30 % of the crops, beside and behind (or in front of) the labelled one
+    extra = [k for k in range(count) if rng.random() < 0.3]
+    others = [sample_person(ctx, rng) for _ in extra]
+    posed_o = pose_in_camera(ctx, np.stack([p.betas for p in others]), np.stack([_body_pose(rng, user) for _ in extra]),
+                             np.stack([_crop_root(rng) for _ in extra]), np.zeros((len(extra), 3))) if extra else None  # fmt: skip
+    offsets = {k: (rng.choice([-1.0, 1.0]) * rng.uniform(0.35, 0.9), rng.uniform(-0.1, 0.1), rng.uniform(0.85, 1.8)) for k in extra}
     s, f = cfg.crop_size, SPIN_FOCAL_PX
     center = np.array([s / 2 - 0.5, s / 2 - 0.5])
     out: dict[str, list] = {k: [] for k in ("images", "mask", "S", "part", "cam", "trans")}
@@ -152,7 +165,15 @@ def make_crops_shard(cfg: SynthConfig, body_cfg: BodyConfig, shard: int) -> dict
         posed = Posed(
             posed0.vertices[i : i + 1] + t, posed0.joints[i : i + 1] + t, posed0.j24[i : i + 1] + t, posed0.pose[i : i + 1], trans[None]
         )
-        r = render_people(ctx, posed, [people[i]], sample_lighting(rng), f, center, background(rng, s, s, bgs))
+        crowd = [people[i]]
+        if i in offsets:  # the other person: x offset in crop widths, y jitter, depth relative to this one
+            k = extra.index(i)
+            dx, dy, dz = offsets[i]
+            centre = torch.tensor([dx * extent * dz + shift[0], dy * extent * dz + shift[1], tz * dz], dtype=torch.float32)
+            t2 = centre - posed_o.joints[k, 0]  # its pelvis there (the labelled body's box centre is at ``shift``)
+            posed = Posed(torch.cat([posed.vertices, posed_o.vertices[k : k + 1] + t2]), posed.joints, posed.j24, posed.pose, posed.trans)
+            crowd.append(others[k])
+        r = render_people(ctx, posed, crowd, sample_lighting(rng), f, center, background(rng, s, s, bgs))
         uv = project_points(posed.j24[0], f, center)
         vis = ((uv >= 0) & (uv <= s - 1)).all(1).astype(np.float32)
         out["images"].append(r.rgb)
@@ -360,50 +381,3 @@ def generate(cfg: SynthConfig, body_cfg: BodyConfig, out: Path, progress=None) -
     meta = {"kind": cfg.kind, "config": asdict(cfg), "files": names, "spin_j24_names": list(SPIN_J24_NAMES), "format_version": 1}
     atomic_write_bytes(out / "meta.json", json.dumps(meta, indent=1).encode())
     return [out / n for n in names]
-
-
-def preview(out: Path, kind: str, max_items: int = 16) -> Path:
-    """Contact sheet ``out/preview.png``: samples with their visible 2D keypoints drawn."""
-    out = Path(out)
-    tiles = []
-    if kind == "crops":
-        for shard in sorted(out.glob("crops_*.npz")):
-            with np.load(shard) as z:
-                for img, part in zip(z["images"], z["part"], strict=True):
-                    tiles.append(_draw_points(img, part))
-                    if len(tiles) >= max_items:
-                        break
-            if len(tiles) >= max_items:
-                break
-    else:
-        import av
-
-        for npz in sorted(out.glob("clip_*.npz"))[:max_items]:
-            with av.open(str(npz.with_suffix(".mp4"))) as container:
-                first = next(container.decode(video=0)).to_ndarray(format="rgb24")
-            with np.load(npz) as z:
-                img = first
-                for i in range(z["boxes"].shape[1]):
-                    if z["present"][0, i]:
-                        x1, y1, x2, y2 = z["boxes"][0, i].astype(int)
-                        img = cv2.rectangle(img.copy(), (x1, y1), (x2, y2), (255, 255, 0), 1)
-                        img = _draw_points(img, z["part"][0, i])
-            tiles.append(img)
-    if not tiles:
-        raise InputError(f"nothing to preview in {out}")
-    cols = min(4, len(tiles))
-    rows = -(-len(tiles) // cols)
-    h, w = tiles[0].shape[:2]
-    sheet = np.zeros((rows * h, cols * w, 3), np.uint8)
-    for k, tile in enumerate(tiles):
-        sheet[(k // cols) * h : (k // cols + 1) * h, (k % cols) * w : (k % cols + 1) * w] = tile
-    save_png(out / "preview.png", sheet)
-    return out / "preview.png"
-
-
-def _draw_points(img: np.ndarray, part: np.ndarray) -> np.ndarray:
-    img = img.copy()
-    for x, y, vis in part:
-        if vis > 0:
-            cv2.circle(img, (int(round(x)), int(round(y))), 1, (0, 255, 0), -1)
-    return img
