@@ -236,6 +236,9 @@ of people 68-129 px tall were as good at 1280 px as at 896 px only for the talle
 FAST_PERSON = 96.0
 """The same with ``--fast``."""
 AUTO_RESCAN = 4
+AUTO_STEPS = (320, 480, 640, 800, 960, 1120, 1280)
+"""The automatic sizes (multiples of 32): each new input shape costs the CPU backend tens of MB of cached
+kernels, so a few sizes keep memory flat (16 sizes: +190 MB; ``benchmarks/RESULTS.md``)."""
 
 
 def auto_side(longer: int, smallest: float | None, calls: int, person: float = AUTO_PERSON) -> int:
@@ -243,12 +246,12 @@ def auto_side(longer: int, smallest: float | None, calls: int, person: float = A
     ``longer`` px, when the detector's last call found people at least ``smallest`` px tall (None: nobody)
     and it has been called ``calls`` times on this video: ``AUTO_MAX`` on every ``AUTO_RESCAN``-th call
     and while no one is known (a full look, which finds small and new people); in between the size at
-    which the smallest person would be ``person`` px tall (scaled 0.5-4x, within ``AUTO_MIN``-``AUTO_MAX``)."""
+    which the smallest person would be ``person`` px tall (scaled 0.5-4x), rounded up to one of ``AUTO_STEPS``."""
     if smallest is None or calls % AUTO_RESCAN == 0:
         side = float(AUTO_MAX)
     else:
         side = longer * min(max(person / max(smallest, 1.0), 0.5), 4.0)
-    return int(min(max(round(side / 32), AUTO_MIN // 32), AUTO_MAX // 32)) * 32
+    return next(step for step in AUTO_STEPS if step >= min(side, AUTO_MAX))
 
 
 class YoloDetector:
