@@ -39,8 +39,6 @@ from lrpose.types import Detections, Frame, FrameResult, PoseEstimate, TrackedBo
 
 DETECTIONS_PER_SECOND = 7.5
 """Automatic ``--det-stride``: detector runs per second of video (15 fps: every 2nd frame, 30 fps: every 4th)."""
-
-
 FAST_DETECTIONS_PER_SECOND = 3.75
 """The same with ``--fast`` (15 fps: every 4th frame)."""
 
@@ -197,9 +195,9 @@ class Pipeline:
         self._anchor_frames: dict[int, int] = {}
         """Per track: the frame of its anchor."""
         self._facing: dict[int, torch.Tensor] = {}
+        """Per track: its keypoints' facing evidence so far (``lrpose.facing``), for the front/back choice."""
         self._carry = FitCarry()
         """Per track: how its last fit changed the network's estimate, for the frames between detector runs."""
-        """Per track: its keypoints' facing evidence so far (``lrpose.facing``), for the front/back choice."""
         self.config = config or PipelineConfig()
         self.timer = timer or StageTimer()
 
