@@ -230,9 +230,11 @@ def yolo_available() -> bool:
 AUTO_MAX = 1280
 """Automatic YOLO input size: the full look (every ``AUTO_RESCAN``-th call), px."""
 AUTO_MIN = 320
+"""The smallest automatic size."""
 AUTO_PERSON = 144.0
-"""Between full looks the input is sized so the smallest person known is about this tall (px): YOLO's keypoints
-of people 68-129 px tall were as good at 1280 px as at 896 px only for the taller half (``benchmarks/RESULTS.md``)."""
+"""Between full looks the input is sized so the smallest person known is about this tall (px). Aiming at 96 px
+(an 896-px input for the example clip's 68-px people) made YOLO's keypoints worse (2D error 0.053 vs 0.029 of
+the height; ``benchmarks/RESULTS.md``); at 144 px those people keep the full 1280 px."""
 FAST_PERSON = 96.0
 """The same with ``--fast``."""
 AUTO_RESCAN = 4
@@ -279,7 +281,8 @@ class YoloDetector:
             raise AssetFormatError(f"{weights} is not an Ultralytics YOLO checkpoint lrpose can load weights-only ({e})") from None
         model = model.float().eval()
         self.model = (model.fuse(verbose=False) if hasattr(model, "fuse") else model).to(memory_format=torch.channels_last)
-        """Conv + batch norm fused and channels-last: the same detections, ~1.5x faster on the CPU (benchmarks/RESULTS.md)."""
+        """Conv + batch norm fused and channels-last: the same detections (within 0.7 px), with the letterbox ~1.9x
+        faster on the CPU (benchmarks/RESULTS.md)."""
         self._nms = non_max_suppression
         self._torch = torch
         self.weights = Path(weights)
