@@ -240,7 +240,7 @@ FAST_PERSON = 96.0
 AUTO_RESCAN = 4
 AUTO_STEPS = (320, 480, 640, 800, 960, 1120, 1280)
 """The automatic sizes (multiples of 32): each new input shape costs the CPU backend tens of MB of cached
-kernels, so a few sizes keep memory flat (16 sizes: +190 MB; ``benchmarks/RESULTS.md``)."""
+kernels, so only a few are used (16 sizes in one process: +190 MB; ``benchmarks/RESULTS.md``)."""
 
 
 def auto_side(longer: int, smallest: float | None, calls: int, person: float = AUTO_PERSON) -> int:
