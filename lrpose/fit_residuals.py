@@ -91,14 +91,15 @@ class FitProblem:
         n, nx = x.shape
         rows = torch.arange(n)
         probe = x[:, None].repeat(1, nx, 1) + eps * torch.eye(nx, dtype=x.dtype)[None]
-        r0 = self.residuals(x, rows)
         if self.shape_prior is not None:
+            r0 = self.residuals(x, rows)
             r = self.residuals(probe.reshape(-1, nx), rows.repeat_interleave(nx))
             return r0, (r.reshape(n, nx, -1) - r0[:, None]) / eps
         rot, trans, _ = self.unpack(x, rows)
         nudged = x[:, :72].reshape(n, 24, 1, 3) + eps * torch.eye(3, dtype=x.dtype)  # (n, 24, 3, 3): joint, direction, axis-angle
         turned = self.rot0[:, :, None] @ axis_angle_to_rotmat(nudged)  # each joint's rotation, nudged along each axis
         pts, moved = self.skin.probed(rot, trans, turned)  # (n, 17, 3), (n, 24, 3, 17, 3)
+        r0 = self._assemble(pts, rot[:, list(LIMITED)], x, trans[:, 2], rows)  # the unprobed body, from the same chain
         shifted = torch.stack([self._trans(probe[:, 72 + d, 72:75], rows) for d in range(3)], 1)  # (n, 3, 3)
         pts_all = torch.cat([moved.reshape(n, 72, 17, 3), pts[:, None] + (shifted - trans[:, None])[:, :, None]], 1)
         limited = rot[:, list(LIMITED)][:, None].repeat(1, nx, 1, 1, 1)

@@ -303,7 +303,7 @@ class Refiner:
         with torch.no_grad():
             for _ in range(cfg.iters):
                 rot, trans, shape = problem.unpack(x, rows)
-                r2 = self._data_r2(problem, rot, trans, shape)
+                r2 = self._data_r2(problem, problem.skin(rot, trans, shape))
                 problem.weights = (conf * cfg.robust_scale**4 / (cfg.robust_scale**2 + r2).pow(2)).sqrt()  # IRLS of Geman-McClure
                 r0, jac = problem.jacobian(x, 1e-3 if cfg.float32 else 1e-5)
                 jtj, jtr = jac @ jac.transpose(1, 2), jac @ r0[..., None]
@@ -313,7 +313,7 @@ class Refiner:
                 lam = torch.where(better, lam * 0.3, lam * 10.0).clamp(1e-7, 1e7)
             rot, trans, shape = problem.unpack(x, rows)
             pts = problem.skin(rot, trans, shape)
-            r2 = self._data_r2(problem, rot, trans, shape)
+            r2 = self._data_r2(problem, pts)
             cost = (conf * _geman_mcclure(r2, cfg.robust_scale)).sum(1) / conf.sum(1).clamp_min(1e-6)
             cost = cost + cfg.limits * limit_terms(rot[:, list(LIMITED)]).pow(2).sum(1)
             cost = cost + cfg.smooth * has_anchor * (torso_relative(pts) - problem.anchor[:, :, :3]).pow(2).sum(
@@ -323,9 +323,9 @@ class Refiner:
             return rot.float(), trans.float(), out_betas, cost.float()
 
     @staticmethod
-    def _data_r2(problem: FitProblem, rot: torch.Tensor, trans: torch.Tensor, shape: torch.Tensor | None) -> torch.Tensor:
-        """(N, 17) squared keypoint distances in units of the height."""
-        uv = project(problem.skin(rot, trans, shape), problem.focal_px, problem.center[None])
+    def _data_r2(problem: FitProblem, pts: torch.Tensor) -> torch.Tensor:
+        """(N, 17) squared distances of the (N, 17, 3) camera-frame keypoints ``pts`` to the detector's, in units of the height."""
+        uv = project(pts, problem.focal_px, problem.center[None])
         return ((uv - problem.kp[..., :2]) / problem.heights[:, None, None]).pow(2).sum(-1)
 
     def _trust(self, points: torch.Tensor, kp: torch.Tensor, conf: torch.Tensor, heights: torch.Tensor, focal_px: float,
