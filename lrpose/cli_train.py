@@ -232,7 +232,10 @@ def train_rscnet(
     init: Annotated[Path | None, typer.Option("--init", help="Start from a checkpoint (lrpose, official RSC-Net or SPIN).")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue a run from its last.pt (step, optimizer, queue).")] = None,
     overwrite: OverwriteOpt = False,
-    backbone: Annotated[str, typer.Option("--backbone", help="resnet (--depth) or mobilenetv2 (ImageNet-pretrained).")] = "resnet",
+    backbone: Annotated[
+        str, typer.Option("--backbone", help="resnet (--depth), mobilenetv2 (ImageNet) or yolopose (YOLO11n-pose, COCO keypoints).")
+    ] = "resnet",
+    freeze_backbone: Annotated[bool, typer.Option("--freeze-backbone", help="Keep the pretrained backbone fixed.")] = False,
     backbone_init: Annotated[
         str | None, typer.Option("--backbone-init", help="Pretrained-backbone file (default: the shipped one; 'none': random).")
     ] = None,
@@ -269,7 +272,7 @@ def train_rscnet(
     cfg = TrainConfig(
         data=tuple(str(d) for d in data), out=str(out), img_roots=tuple(str(r) for r in img_root or []), ratios=ratio_values,
         init=str(init) if init else None, backbone=backbone, backbone_init=backbone_init, depth=depth, input_size=input_size,
-        batch_size=batch_size, steps=steps, lr=lr,
+        batch_size=batch_size, steps=steps, lr=lr, freeze_backbone=freeze_backbone,
         lambda_s=lambda_s, lambda_f=lambda_f, ss=ss, cl=cl, queue_size=queue_size, progressive=progressive, baseline=baseline,
         ckpt_every=ckpt_every, seed=seed, workers=workers, cctv=cctv,
     )  # fmt: skip

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from lrpose import assets
 from lrpose.errors import AssetFormatError
-from lrpose.models.checkpoint import init_backbone, load_backbone, load_rscnet, save, save_backbone
+from lrpose.models.backbone_file import init_backbone, load_backbone, save_backbone
+from lrpose.models.checkpoint import load_rscnet, save
 from lrpose.models.mobilenet import ResolutionAwareMobileNetV2, convert_torchvision
 from lrpose.models.rscnet import RSCNet, RSCNetConfig
 from lrpose.resolution import NUM_RANGES

@@ -232,7 +232,7 @@ def test_resume_check_names_the_changed_settings(tmp_path):
 
 def test_mobilenet_run_starts_from_the_pretrained_backbone_and_says_so(tiny_data, tmp_path):
     from lrpose import assets
-    from lrpose.models.checkpoint import load_backbone
+    from lrpose.models.backbone_file import load_backbone
     from lrpose.training.loop import _setup
 
     cfg = tiny_cfg(tiny_data, tmp_path, backbone="mobilenetv2", steps=2)

@@ -40,7 +40,6 @@ from lrpose import assets
 from lrpose.errors import AssetFormatError, InputError
 from lrpose.files import atomic_torch_save
 from lrpose.models import official
-from lrpose.models.mobilenet import ResolutionAwareMobileNetV2
 from lrpose.models.official import from_official_key, spin_to_official_key
 from lrpose.models.regressor import MeanParams, load_mean_params
 from lrpose.models.rscnet import RSCNet, RSCNetConfig
@@ -143,7 +142,7 @@ def _mean_from_state(sd: dict[str, torch.Tensor], source: str) -> MeanParams:
         raise AssetFormatError(f"checkpoint has no regressor initial values ({e.args[0]})") from None
 
 
-def _load_strict(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path, allowed_missing: set[str] = frozenset()) -> None:
+def load_strict(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path, allowed_missing: set[str] = frozenset()) -> None:
     """Load ``sd`` (our key names) into ``model``; any missing/unexpected key or shape mismatch is an error."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd and k not in allowed_missing and not k.endswith("num_batches_tracked")]
@@ -195,7 +194,7 @@ def _read_ours(path: Path, module_cls: type) -> tuple[torch.nn.Module, dict]:
     else:
         regressor = {k.removeprefix("regressor."): v for k, v in sd.items()}
         module = module_cls(config, _mean_from_state(regressor, str(obj.get("mean_params"))))
-    _load_strict(module, sd, path)
+    load_strict(module, sd, path)
     return module.eval(), obj
 
 
@@ -279,7 +278,7 @@ def load_rscnet(path: Path) -> tuple[RSCNet, NetInfo]:
         ours = {from_official_key(spin_to_official_key(k)): v for k, v in sd.items()}
         allowed = {k for k in RSCNet(config, _mean_from_state(sd, "spin")).state_dict() if ".alphas." in k or k.startswith("projection.")}
     model = RSCNet(config, _mean_from_state(sd, source))
-    _load_strict(model, ours, path, allowed)
+    load_strict(model, ours, path, allowed)
     return model.eval(), NetInfo(_ident(path), "rscnet", source, True, "smpl")
 
 
@@ -294,48 +293,6 @@ def load_texture(path: Path) -> tuple[TexGlo, NetInfo]:
     """Load a texture network checkpoint (weights only, keys checked strictly) in eval mode."""
     net, obj = _read_ours(Path(path), TexGlo)
     return net, NetInfo(_ident(Path(path)), "texture", "lrpose", bool(obj.get("trained", False)), obj.get("body_id"))
-
-
-BACKBONE_FORMAT = "lrpose.backbone"
-BACKBONE_CLASSES = {"mobilenetv2": ResolutionAwareMobileNetV2}  # backbones with converted pretrained files
-
-
-def save_backbone(path: Path, kind: str, state_dict: dict[str, torch.Tensor], origin: dict[str, str]) -> None:
-    """Write pretrained backbone weights (our key names, no alphas) as a self-describing file:
-    ``{"format": "lrpose.backbone", "backbone": kind, "state_dict", "weights_sha256", "origin"}``
-    (``origin``: package, file, licence, sha256 of the source file, what the weights were trained on)."""
-    if kind not in BACKBONE_CLASSES:
-        raise InputError(f"no pretrained-backbone format for '{kind}' (known: {', '.join(BACKBONE_CLASSES)})")
-    sd = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    payload = {"format": BACKBONE_FORMAT, "format_version": FORMAT_VERSION, "backbone": kind, "state_dict": sd,
-               "weights_sha256": weights_digest(sd), "origin": dict(origin)}  # fmt: skip
-    atomic_torch_save(Path(path), payload)
-
-
-def load_backbone(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(state dict as float32, origin) of a pretrained backbone file of ``kind``, keys checked strictly
-    against the backbone (every key but the alphas, which start at 1)."""
-    path = Path(path)
-    obj = read_weights_only(path)
-    if not isinstance(obj, dict) or obj.get("format") != BACKBONE_FORMAT:
-        raise AssetFormatError(f"{path} is not an lrpose pretrained-backbone file (make one with tools/convert_backbone.py)")
-    if obj.get("backbone") != kind:
-        raise AssetFormatError(f"{path} holds a '{obj.get('backbone')}' backbone, not '{kind}'")
-    sd = obj.get("state_dict")
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise AssetFormatError(f"{path}: pretrained-backbone file without its weights")
-    if obj.get("weights_sha256") != weights_digest(sd):
-        raise AssetFormatError(f"{path} is damaged: its weights do not match the digest stored in it; re-make or restore it")
-    module = BACKBONE_CLASSES[kind]()
-    _load_strict(module, sd, path, {k for k in module.state_dict() if k.startswith("alphas.")})
-    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, dict(obj.get("origin") or {})
-
-
-def init_backbone(model: RSCNet, path: Path) -> dict[str, str]:
-    """Load pretrained weights into ``model.backbone`` (alphas keep their values); returns the file's origin."""
-    sd, origin = load_backbone(path, model.config.backbone)
-    model.backbone.load_state_dict(sd, strict=False)  # load_backbone checked every key but the alphas
-    return origin
 
 
 def default_mean_params(body: BodyModel) -> MeanParams:

@@ -11,9 +11,10 @@ from lrpose.geometry import rot6d_to_rotmat
 from lrpose.models.backbone import ResolutionAwareResNet
 from lrpose.models.mobilenet import ResolutionAwareMobileNetV2
 from lrpose.models.regressor import HEADS, IterativeRegressor, MeanParams
+from lrpose.models.yolo_backbone import ResolutionAwareYoloPose
 from lrpose.resolution import NUM_RANGES
 
-BACKBONES = ("resnet", "mobilenetv2")
+BACKBONES = ("resnet", "mobilenetv2", "yolopose")
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ class RSCNetConfig:
     lrpose's training default) or "spin" (SPIN's HMR head, no ReLU). Files without it are "rscnet"."""
     backbone: str = "resnet"
     """"resnet" (``depth``; the official checkpoints') or "mobilenetv2" (resolution-aware MobileNetV2,
-    phi in R^1280, can start from ImageNet weights). Files without it are "resnet"."""
+    phi in R^1280, can start from ImageNet weights) or "yolopose" (the YOLO11n-pose detector's backbone and
+    neck with a spatial readout, phi in R^1984, starts from its COCO-keypoint weights; ``input_size`` a multiple
+    of 32). Files without it are "resnet"."""
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -66,6 +69,14 @@ class RSCNetOutput:
     """(B, 3) weak-perspective crop camera ``[s, tx, ty]``."""
 
 
+def _backbone(config: RSCNetConfig) -> nn.Module:
+    if config.backbone == "mobilenetv2":
+        return ResolutionAwareMobileNetV2()
+    if config.backbone == "yolopose":
+        return ResolutionAwareYoloPose()
+    return ResolutionAwareResNet(config.depth)
+
+
 class RSCNet(nn.Module):
     """``forward(images, range_index) -> RSCNetOutput``.
 
@@ -77,7 +88,7 @@ class RSCNet(nn.Module):
         super().__init__()
         self.config = config
         self.mean_params_source = mean.source
-        self.backbone = ResolutionAwareMobileNetV2() if config.backbone == "mobilenetv2" else ResolutionAwareResNet(config.depth)
+        self.backbone = _backbone(config)
         d = self.backbone.out_channels
         self.projection = nn.Sequential(nn.Linear(d, 1024), nn.ReLU(), nn.Linear(1024, config.embed_dim))
         self.regressor = IterativeRegressor(d, mean, config.n_iter, config.head)

@@ -25,7 +25,8 @@ from lrpose.body import BodyModel
 from lrpose.config import check_choice, check_minimums
 from lrpose.errors import InputError
 from lrpose.geometry import axis_angle_to_rotmat
-from lrpose.models.checkpoint import default_mean_params, init_backbone, load_rscnet, save
+from lrpose.models.backbone_file import freeze_pretrained, init_backbone
+from lrpose.models.checkpoint import default_mean_params, load_rscnet, save
 from lrpose.models.rscnet import BACKBONES, RSCNet, RSCNetConfig, RSCNetOutput
 from lrpose.resolution import NUM_RANGES
 from lrpose.training.cctv import CCTVConfig
@@ -51,6 +52,9 @@ class TrainConfig:
     backbone_init: str | None = None
     """Pretrained-backbone file for a fresh run (``tools/convert_backbone.py``); None: the shipped ImageNet
     MobileNetV2 for "mobilenetv2", nothing for "resnet"; "none": random initialisation."""
+    freeze_backbone: bool = False
+    """Keep the backbone's starting weights fixed (train the alphas, a new readout, the regressor and the
+    projection head): a pose-pretrained backbone keeps what it learnt from real photos."""
     depth: int = 18
     input_size: int = 128
     batch_size: int = 16
@@ -78,6 +82,8 @@ class TrainConfig:
         check_choice("backbone", self.backbone, BACKBONES)
         if self.backbone == "resnet" and self.backbone_init not in (None, "none"):
             raise InputError("--backbone-init: no pretrained ResNet backbone format exists; use --init with an RSC-Net or SPIN checkpoint")
+        if self.freeze_backbone and not self.init and (self.backbone == "resnet" or self.backbone_init == "none"):
+            raise InputError("--freeze-backbone needs a starting backbone: a pretrained one (--backbone) or --init")
         check_minimums(self, steps=1, batch_size=1, queue_size=1, ckpt_every=1, workers=0)
         if self.ratios and len(self.ratios) != len(self.data):
             raise InputError(f"--ratios has {len(self.ratios)} values for {len(self.data)} --data entries")
@@ -178,6 +184,8 @@ def _setup(cfg: TrainConfig, body: BodyModel, resume: Path | None) -> _Run:
         origin = {**init_backbone(model, path), "backbone_file": path.name}
     elif state is not None:
         origin = state.get("backbone_origin")
+    if cfg.freeze_backbone:
+        freeze_pretrained(model.backbone)
     if cfg.baseline:
         model.backbone.set_alphas_trainable(False)
     run = _Run(model, FeatureQueue(cfg.queue_size, model.config.embed_dim), state=state, backbone_origin=origin)
