@@ -117,13 +117,14 @@ def _eval_pose(
         if not row.trained:
             note(f"note: {row.path} is marked untrained")
     gt_body = "gendered" if gendered else body.name
-    title = f"MPJPE / PA-MPJPE (mm) on {data} ({rows[0].results[0].samples} samples; pelvis {pelvis}, degrade {degrade}, GT {gt_body})"
+    title = f"MPJPE / PA-MPJPE (mm) / facing agreement on {data} ({rows[0].results[0].samples} samples; pelvis {pelvis}, "
+    title += f"degrade {degrade}, GT {gt_body})"
     table = Table(title=title)
     table.add_column("checkpoint", overflow="fold")
     for r in sides:
         table.add_column(f"{r} px", justify="right")
     for row in rows:
-        table.add_row(str(row.path), *[f"{x.mpjpe:.1f} / {x.pa_mpjpe:.1f}" for x in row.results])
+        table.add_row(str(row.path), *[f"{x.mpjpe:.1f} / {x.pa_mpjpe:.1f} / {x.facing:.2f}" for x in row.results])
     console.print(table)
     return [rec for row in rows for rec in row.records()]
 

@@ -165,3 +165,28 @@ def test_cli_eval_warns_once_when_gendered_ground_truth_is_unavailable(tiny, tmp
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("warning: the data gives gender but the body is the stand-in")
     assert json.loads(out.read_text())[0]["ground_truth_body"] == "neutral"
+
+
+class _FixedRoot(torch.nn.Module):
+    """A stand-in RSC-Net that always answers the zero pose with identity global rotation (the body's front along
+    +z, away from the camera)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = type("Cfg", (), {"input_size": 32})()
+
+    def forward(self, x: torch.Tensor, range_index: int):
+        b = x.shape[0]
+        rot = torch.eye(3).expand(b, 24, 3, 3).clone()
+        return type("Out", (), {"rotmats": rot, "betas": torch.zeros(b, 10), "cam": torch.zeros(b, 3)})()
+
+
+def test_facing_agreement_counts_bodies_turned_the_way_the_ground_truth_is():
+    from lrpose.training.evaluation import evaluate
+
+    away = np.zeros(72, np.float32)
+    towards = away.copy()
+    towards[1] = np.pi  # 180 degrees about y: the front points back at the camera
+    samples = [_sample(away), _sample(towards), _sample(towards), _sample(away, has_smpl=0.0)]
+    results = evaluate(_FixedRoot(), load_body(BodyConfig()), samples, [224, 32], batch_size=3)
+    assert [r.facing for r in results] == [1 / 3, 1 / 3]  # only the first of the three SMPL-labelled samples agrees

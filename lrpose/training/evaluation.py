@@ -26,6 +26,8 @@ from torch.utils.data import Dataset
 
 from lrpose.body import H36M_TO_LSP14, BodyModel
 from lrpose.crops import normalize
+from lrpose.facing import body_faces_camera
+from lrpose.geometry import axis_angle_to_rotmat
 from lrpose.metrics import PELVIS_MODES, MeanMetric, align_at, hip_midpoint, mpjpe, pa_mpjpe, pve
 from lrpose.models.rscnet import RSCNet
 from lrpose.resolution import DEGRADE_METHODS, degrade, select_range
@@ -45,6 +47,9 @@ class EvalResult:
     pa_mpjpe: float
     pve: float
     samples: int
+    facing: float = float("nan")
+    """Share of the samples with SMPL ground truth whose body faces the camera exactly when the ground truth's
+    does (``lrpose.facing.body_faces_camera`` of the global rotation); NaN without SMPL ground truth."""
 
 
 @torch.no_grad()
@@ -69,9 +74,11 @@ def evaluate(
     model.eval()
     n = len(data) if limit is None else min(limit, len(data))
     metrics = {r: (MeanMetric(mpjpe), MeanMetric(pa_mpjpe), MeanMetric(pve)) for r in resolutions}
+    agree = {r: [0, 0] for r in resolutions}  # facing agreements, samples with SMPL ground truth
     for start in range(0, n, batch_size):
         samples = [data[i] for i in range(start, min(n, start + batch_size))]
         gt_lsp, gt_verts, has_smpl, at_hips = _ground_truth(body, samples, pelvis, gendered)
+        gt_front = body_faces_camera(axis_angle_to_rotmat(torch.from_numpy(np.stack([s.pose[:3] for s in samples])).float()))
         for r in resolutions:
             x = torch.stack([normalize(degrade(s.image, r, model.config.input_size, degrade_method)) for s in samples])
             out = model(x, select_range(r))
@@ -82,9 +89,12 @@ def evaluate(
             m_pa.update(pred, gt_lsp)
             if bool(has_smpl.any()):
                 m_pve.update(posed.vertices[has_smpl], gt_verts[has_smpl])
+                agree[r][0] += int((body_faces_camera(out.rotmats[:, 0]) == gt_front)[has_smpl].sum())
+                agree[r][1] += int(has_smpl.sum())
         if progress:
             progress(min(n, start + batch_size), n)
-    return [EvalResult(r, *(m.compute() for m in metrics[r]), n) for r in resolutions]
+    facing = {r: agree[r][0] / agree[r][1] if agree[r][1] else float("nan") for r in resolutions}
+    return [EvalResult(r, *(m.compute() for m in metrics[r]), n, facing[r]) for r in resolutions]
 
 
 def eval_joints(body: BodyModel, vertices: torch.Tensor, at_hips: torch.Tensor) -> torch.Tensor:
