@@ -1,5 +1,5 @@
-"""The ``lrpose`` command line (Typer): doctor, video, image here; train, eval and synth in
-``lrpose.cli_train``. Each command parses its options, builds the configs (which check
+"""The ``lrpose`` command line (Typer): doctor, video, image here; train and synth in
+``lrpose.cli_train``, eval in ``lrpose.cli_eval``. Each command parses its options, builds the configs (which check
 themselves), makes one library call and prints.
 
 Library errors (``LrposeError``) become one red line and exit code 1; ``--debug`` shows the
@@ -307,4 +307,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-from lrpose import cli_adapt, cli_export, cli_train, cli_video  # noqa: E402, F401  (register video, export, adapt, train, eval and synth on the same app)
+from lrpose import cli_adapt, cli_eval, cli_export, cli_train, cli_video  # noqa: E402, F401  (register video, export, adapt, train, eval and synth on the same app)
