@@ -203,6 +203,32 @@ class BodyModel(nn.Module):
         h36m = self.h36m_joints(out.vertices)
         return torch.cat([h36m[:, list(_H36M_FOR_J24)], out.extra_joints[:, list(_EXTRA_FOR_J24)]], dim=1)
 
+    def posed_j24(self, body_pose: torch.Tensor, global_orient: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+        """``spin_j24(forward(body_pose, global_orient, betas))`` (B, 24, 3) skinning only the vertices the keypoints
+        read (1,893 of the stand-in's 13,718 for its H36M regressor, plus 5 face vertices): the training losses'
+        cost no longer grows with the mesh. Bodies with pose correctives take the full path."""
+        if self.has_pose_correctives or self.h36m_regressor is None:
+            return self.spin_j24(self.forward(body_pose, global_orient, betas))
+        from smplx.lbs import batch_rigid_transform, blend_shapes
+
+        layer, b = self.layer, body_pose.shape[0]
+        face = layer.vertex_joint_selector.extra_joints_idxs[list(_EXTRA_FOR_J24)]
+        if getattr(self, "_j24_support", None) is None or self._j24_support[0].device != body_pose.device:
+            support = torch.nonzero(self.h36m_regressor.abs().sum(0) > 0).squeeze(1)
+            idx = torch.cat([support.to(face.device), face]).to(body_pose.device)
+            joint_dirs = torch.einsum("jv,vik->jik", layer.J_regressor, layer.shapedirs)  # (24, 3, 10)
+            self._j24_support = (idx, self.h36m_regressor[:, support].to(body_pose.device), joint_dirs, len(support))
+        idx, reg, joint_dirs, n_support = self._j24_support
+        dt = body_pose.dtype
+        rot = torch.cat([global_orient.reshape(b, 1, 3, 3), body_pose.reshape(b, 23, 3, 3)], dim=1)
+        joints_rest = (layer.J_regressor @ layer.v_template).to(dt)[None] + torch.einsum("jik,bk->bji", joint_dirs.to(dt), betas)
+        _, rel = batch_rigid_transform(rot, joints_rest, layer.parents, dtype=dt)
+        v_shaped = layer.v_template[idx].to(dt) + blend_shapes(betas, layer.shapedirs[idx].to(dt))
+        t = torch.matmul(layer.lbs_weights[idx].to(dt), rel.reshape(b, 24, 16)).reshape(b, -1, 4, 4)
+        v = torch.matmul(t[..., :3, :3], v_shaped.unsqueeze(-1))[..., 0] + t[..., :3, 3]
+        h36m = torch.einsum("jv,bvi->bji", reg.to(dt), v[:, :n_support])
+        return torch.cat([h36m[:, list(_H36M_FOR_J24)], v[:, n_support:]], dim=1)
+
     @classmethod
     def from_standin(cls, path: Path) -> BodyModel:
         """The shipped stand-in body (``standin_body.npz``)."""

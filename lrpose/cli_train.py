@@ -103,6 +103,9 @@ def train_rscnet(
         str, typer.Option("--backbone", help="resnet (--depth), mobilenetv2 (ImageNet) or yolopose (YOLO11n-pose, COCO keypoints).")
     ] = "resnet",
     freeze_backbone: Annotated[bool, typer.Option("--freeze-backbone", help="Keep the pretrained backbone fixed.")] = False,
+    cached_passes: Annotated[
+        int, typer.Option("--cached-passes", help="> 0: train the head only, on the fixed backbone's outputs for N augmented passes.")
+    ] = 0,
     backbone_init: Annotated[
         str | None, typer.Option("--backbone-init", help="Pretrained-backbone file (default: the shipped one; 'none': random).")
     ] = None,
@@ -139,7 +142,7 @@ def train_rscnet(
     cfg = TrainConfig(
         data=tuple(str(d) for d in data), out=str(out), img_roots=tuple(str(r) for r in img_root or []), ratios=ratio_values,
         init=str(init) if init else None, backbone=backbone, backbone_init=backbone_init, depth=depth, input_size=input_size,
-        batch_size=batch_size, steps=steps, lr=lr, freeze_backbone=freeze_backbone,
+        batch_size=batch_size, steps=steps, lr=lr, freeze_backbone=freeze_backbone, cached_passes=cached_passes,
         lambda_s=lambda_s, lambda_f=lambda_f, ss=ss, cl=cl, queue_size=queue_size, progressive=progressive, baseline=baseline,
         ckpt_every=ckpt_every, seed=seed, workers=workers, cctv=cctv,
     )  # fmt: skip

@@ -197,3 +197,18 @@ def test_bodies_with_pose_correctives_use_smplx_lbs(standin):
     bent[0, 4 * 3] = 1.0  # left knee
     diff = (body.forward_axis_angle(bent).vertices - standin.forward_axis_angle(bent).vertices).abs().max()
     assert diff > 1e-4  # the correctives are applied
+
+
+def test_posed_j24_skins_only_what_the_keypoints_read_with_the_same_numbers(standin):
+    from lrpose.geometry import axis_angle_to_rotmat
+
+    torch.manual_seed(3)
+    rot = axis_angle_to_rotmat(torch.randn(4, 24, 3) * 0.6)
+    betas = torch.randn(4, 10)
+    full = standin.spin_j24(standin(rot[:, 1:], rot[:, 0], betas))
+    fast = standin.posed_j24(rot[:, 1:], rot[:, 0], betas)
+    assert fast.shape == (4, 24, 3) and (fast - full).abs().max() < 1e-5
+    r = rot.clone().requires_grad_(True)
+    g_full = torch.autograd.grad(standin.spin_j24(standin(r[:, 1:], r[:, 0], betas)).square().sum(), r)[0]
+    g_fast = torch.autograd.grad(standin.posed_j24(r[:, 1:], r[:, 0], betas).square().sum(), r)[0]
+    assert torch.allclose(g_full, g_fast, atol=1e-4)

@@ -103,8 +103,10 @@ class RSCNet(nn.Module):
         if not 0 <= range_index < NUM_RANGES:
             raise ValueError(f"range_index must be in 0..{NUM_RANGES - 1}, got {range_index}")
         row = range_index if self.config.resolution_aware else 0
-        fmap = self.backbone(images, row)
-        feat = fmap.mean(dim=(2, 3))
+        return self.from_features(self.backbone(images, row).mean(dim=(2, 3)))
+
+    def from_features(self, feat: torch.Tensor) -> RSCNetOutput:
+        """Everything after the backbone: (B, D) pooled features phi -> regressor and projection head outputs."""
         pose6d, betas, cam = self.regressor(feat)
         rotmats = rot6d_to_rotmat(pose6d.reshape(-1, 24, 6))
         return RSCNetOutput(feat, self.projection(feat), pose6d, rotmats, betas, cam)

@@ -10,10 +10,10 @@ the input's resolution range, as in the paper's Eq. 7: ``z = z + alpha[p, k] * h
 alpha at 1 the network is exactly the detector's.
 
 A readout that the detector does not have turns the three neck outputs P3, P4, P5 (strides 8, 16, 32;
-64, 128, 256 channels) into one feature vector phi: each level is projected by a 1x1 conv to
-``READ_CHANNELS`` and average-pooled to a ``READ_GRID`` x ``READ_GRID`` grid (keeping where things are
-in the crop, which a global pool throws away), then flattened and concatenated with the global average
-of each level, and layer-normalised: the neck's activations are small (about 0.05 +- 0.15, varying by
+64, 128, 256 channels) into one feature vector phi: each level is average-pooled to a ``READ_GRID`` x
+``READ_GRID`` grid (keeping where things are in the crop, which a global pool throws away) and projected
+by a 1x1 conv + SiLU to ``READ_CHANNELS``, then flattened and concatenated with each level's average,
+and layer-normalised: the neck's activations are small (about 0.05 +- 0.15, varying by
 ~0.07 across people), which beside the regressor's own inputs (parameters of magnitude ~1) made the
 image a faint signal that the regressor learnt from slowly. Output (B, D, 1, 1), D = 3 * READ_CHANNELS *
 READ_GRID**2 + 448 = 1984 (so that ``RSCNet``'s global pool is the identity).
@@ -179,6 +179,8 @@ class ResolutionAwareYoloPose(nn.Module):
     input_mean = (0.485, 0.456, 0.406)
     input_std = (0.229, 0.224, 0.225)
     fresh_prefixes = ("alphas.", "readout.", "norm.")
+    grid = READ_GRID
+    level_channels = LEVELS
     """Parameters a converted detector file does not hold (they start fresh)."""
 
     def __init__(self) -> None:
@@ -210,13 +212,19 @@ class ResolutionAwareYoloPose(nn.Module):
         return p3, p4, p5
 
     def forward(self, x: torch.Tensor, range_index: int) -> torch.Tensor:
+        return self.readout_of(self.grids(x, range_index))[:, :, None, None]
+
+    def grids(self, x: torch.Tensor, range_index: int) -> list[torch.Tensor]:
+        """ImageNet-normalised crops (B, 3, S, S) -> P3, P4, P5 average-pooled to (B, C, READ_GRID, READ_GRID): all the
+        readout needs (training can cache them while the detector's layers and alphas stay fixed)."""
         x = x * self._std + self._mean  # ImageNet-normalised -> [0, 1], what the detector saw
-        feats = []
-        pooled = []
-        for level, read in zip(self.levels(x, range_index), self.readout, strict=True):
-            feats.append(F.adaptive_avg_pool2d(read(level), READ_GRID).flatten(1))
-            pooled.append(level.mean(dim=(2, 3)))
-        return self.norm(torch.cat(feats + pooled, 1))[:, :, None, None]
+        return [F.adaptive_avg_pool2d(level, READ_GRID) for level in self.levels(x, range_index)]
+
+    def readout_of(self, grids: list[torch.Tensor]) -> torch.Tensor:
+        """Pooled levels (``grids``) -> (B, D) phi: a 1x1 conv + SiLU per level on its grid, flattened, then each
+        level's mean over the grid (its global average when S is a multiple of 128), layer-normalised together."""
+        feats = [read(g).flatten(1) for g, read in zip(grids, self.readout, strict=True)]
+        return self.norm(torch.cat(feats + [g.mean(dim=(2, 3)) for g in grids], 1))
 
     def copy_alpha_row(self, src: int, dst: int) -> None:
         """Initialise range ``dst``'s alphas from range ``src`` (progressive training)."""

@@ -52,6 +52,9 @@ class TrainConfig:
     backbone_init: str | None = None
     """Pretrained-backbone file for a fresh run (``tools/convert_backbone.py``); None: the shipped ImageNet
     MobileNetV2 for "mobilenetv2", nothing for "resnet"; "none": random initialisation."""
+    cached_passes: int = 0
+    """> 0: train only the head, from the fixed backbone's outputs for this many augmented passes over the data,
+    cached once (``training.head``; needs ``freeze_backbone`` and a backbone with a readout: yolopose)."""
     freeze_backbone: bool = False
     """Keep the backbone's starting weights fixed (train the alphas, a new readout, the regressor and the
     projection head): a pose-pretrained backbone keeps what it learnt from real photos."""
@@ -84,6 +87,8 @@ class TrainConfig:
             raise InputError("--backbone-init: no pretrained ResNet backbone format exists; use --init with an RSC-Net or SPIN checkpoint")
         if self.freeze_backbone and not self.init and (self.backbone == "resnet" or self.backbone_init == "none"):
             raise InputError("--freeze-backbone needs a starting backbone: a pretrained one (--backbone) or --init")
+        if self.cached_passes and not (self.freeze_backbone and not self.progressive):
+            raise InputError("--cached-passes needs --freeze-backbone and --no-progressive (every range in each cached batch)")
         check_minimums(self, steps=1, batch_size=1, queue_size=1, ckpt_every=1, workers=0)
         if self.ratios and len(self.ratios) != len(self.data):
             raise InputError(f"--ratios has {len(self.ratios)} values for {len(self.data)} --data entries")
@@ -132,9 +137,14 @@ def step_losses(
 
     Returns (loss, components, highest-resolution embeddings for the queue).
     """
-    ranges = batch["ranges"].tolist()
+    return output_losses([RSCNetOutput(**o) for o in model(batch["images"], batch["ranges"].tolist())], body, batch, queue, cfg)
+
+
+def output_losses(
+    outs: list[RSCNetOutput], body: BodyModel, batch: dict, queue: FeatureQueue, cfg: TrainConfig
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """The total loss of a batch's per-view outputs ``outs`` (highest resolution first); see ``step_losses``."""
     gt_rot = axis_angle_to_rotmat(batch["pose"].view(-1, 24, 3))
-    outs = [RSCNetOutput(**o) for o in model(batch["images"], ranges)]
     w = cfg.weights
     parts = {"kp2d": 0.0, "kp3d": 0.0, "pose": 0.0, "betas": 0.0}
     basic = outs[0].cam.sum() * 0.0
@@ -229,6 +239,10 @@ def train_rscnet(
     cfg: TrainConfig, body: BodyModel, resume: Path | None = None, progress: Callable[[int, int, dict], None] | None = None
 ) -> Path:
     """Train (or resume) RSC-Net; returns the path of the final checkpoint ``out/last.pt``."""
+    if cfg.cached_passes:
+        from lrpose.training.head import train_cached
+
+        return train_cached(cfg, body, resume, progress)
     rank, world = _dist_info()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")

@@ -65,7 +65,7 @@ def basic_loss_parts(
     """The basic loss's terms for one set of predictions: (B, 24, 3, 3) ``rotmats``, (B, 10) ``betas``,
     (B, 3) ``cam`` against ground-truth rotations/betas, 3D keypoints ``S`` (B, 24, 4) and 2D keypoints
     ``part`` (B, 24, 3, crop coordinates); ``body`` is the ``BodyModel`` that poses the prediction."""
-    j24 = body.spin_j24(body(rotmats[:, 1:], rotmats[:, 0], betas))
+    j24 = body.posed_j24(rotmats[:, 1:], rotmats[:, 0], betas)
     l_pose, l_betas = smpl_param_loss(rotmats, betas, gt_rotmats, gt_betas, has_smpl)
     return {"kp2d": keypoint_2d_loss(j24, cam, part), "kp3d": keypoint_3d_loss(j24, S, has_3d), "pose": l_pose, "betas": l_betas}
 
