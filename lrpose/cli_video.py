@@ -188,7 +188,9 @@ def video_runner(params: dict):  # noqa: ANN201 - (run, body)
     pipe_cfg, options = _video_configs(p)
     body = load_body_for(p["config"], p["smpl"], p["gender"], p["standin"])
     model, info, texture_net, texture_id = _networks(body, p["weights"], p["texture"], p["texture_weights"])
-    det, det_line = make_detector(p["detector"], p["detector_weights"], p["boxes"], p["det_size"], p["det_conf"], p["fast"], p["det_runtime"])
+    det, det_line = make_detector(
+        p["detector"], p["detector_weights"], p["boxes"], p["det_size"], p["det_conf"], p["fast"], runtime=p["det_runtime"]
+    )
     if getattr(det, "runtime_warning", None):
         note(f"warning: {det.runtime_warning}")
     temporal = find_temporal(p["temporal_weights"], model, info, enabled=not p["no_temporal"])
