@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,22 +80,31 @@ def _version(package: str) -> str | None:
         return None
 
 
+def installed(package: str) -> bool:
+    """True when ``package`` can be found on the path (whether or not it then imports)."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def runtime_problem(runtime: str) -> str | None:
     """Why ``runtime`` (openvino | onnx | torch) cannot run here, or None when its packages import."""
     for package in _PACKAGES.get(runtime, ()):
         try:
             __import__(package)
         except Exception as e:  # ImportError, or a broken install failing inside its import
-            return f"{package} does not import ({type(e).__name__}: {e})" if _version(package) else f"{package} is not installed"
+            return f"{package} does not import ({_first_line(e)})" if installed(package) else f"{package} is not installed"
     return None
 
 
 def choose(runtime: str) -> str:
-    """The runtime ``runtime`` stands for: ``auto`` -> openvino when it imports, else torch."""
+    """The runtime ``runtime`` stands for: ``auto`` -> openvino when it is installed, else torch (an
+    installed openvino that then fails to import or export is a fallback with a warning, in ``load``)."""
     if runtime not in RUNTIMES:
         raise InputError(f"--det-runtime must be one of {', '.join(RUNTIMES)}, not '{runtime}'")
     if runtime == "auto":
-        return "openvino" if runtime_problem("openvino") is None else "torch"
+        return "openvino" if installed("openvino") else "torch"
     return runtime
 
 
@@ -101,11 +112,13 @@ def describe(runtime: str = "auto") -> str:
     """One line for ``lrpose doctor``: which runtime ``runtime`` would use here and with which version."""
     chosen = choose(runtime)
     if chosen == "torch":
-        why = "" if runtime != "auto" else f" (openvino: {runtime_problem('openvino')})"
+        why = " (openvino is not installed: bash tools/install-yolo.sh)" if runtime == "auto" else ""
         return f"torch {_version('torch')}{why}"
     problem = runtime_problem(chosen)
+    if problem:
+        return f"{chosen}: {problem}" + ("; falls back to torch" if runtime == "auto" else "")
     versions = ", ".join(f"{p} {_version(p)}" for p in _PACKAGES[chosen])
-    return f"{chosen}: {problem}" if problem else f"{chosen} ({versions}; exports cached in {cache_root()})"
+    return f"{chosen} ({versions}; exports cached in {cache_root()})"
 
 
 def cache_root() -> Path:
@@ -185,7 +198,9 @@ def _export_into(weights: Path, fmt: str, imgsz: int, work: Path) -> None:
     level = LOGGER.level
     LOGGER.setLevel(logging.CRITICAL + 1)  # its success and failure lines: lrpose says it in one line
     try:
-        out = Exporter(overrides=args)(model=model.float())
+        with warnings.catch_warnings():  # torch's deprecation notes about the TorchScript-based ONNX export
+            warnings.simplefilter("ignore")
+            out = Exporter(overrides=args)(model=model.float())
     finally:
         LOGGER.setLevel(level)
     out = Path(out)
