@@ -255,19 +255,34 @@ def _nchw(canvas: np.ndarray) -> np.ndarray:
 
 
 class _OpenVinoNet:
-    """An OpenVINO IR compiled for the CPU with ``threads`` inference threads; same call as ``_TorchNet``."""
+    """An OpenVINO IR compiled for the CPU with ``threads`` inference threads, once per input shape (a static
+    shape lets the CPU plugin plan its kernels: 210 vs 238 ms CPU per frame for the dynamic model on the
+    automatic sizes' mix, benchmarks/RESULTS.md); the ``MAX_SHAPES`` most recent stay compiled. Same call as ``_TorchNet``."""
+
+    MAX_SHAPES = 4
 
     def __init__(self, model_file: Path, threads: int) -> None:
         import openvino as ov
         import torch
 
-        core = ov.Core()
-        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
-        self._request = core.compile_model(core.read_model(model_file), "CPU", config).create_infer_request()
-        self._torch = torch
+        self._core, self._model_file, self._torch = ov.Core(), model_file, torch
+        self._config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        self._requests: dict[tuple[int, int], object] = {}
+        self._request((64, 64))  # compile once now: a broken install fails here, inside load()
+
+    def _request(self, hw: tuple[int, int]):  # noqa: ANN202 - openvino.InferRequest
+        request = self._requests.pop(hw, None)
+        if request is None:
+            model = self._core.read_model(self._model_file)
+            model.reshape([1, 3, *hw])
+            request = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+            while len(self._requests) >= self.MAX_SHAPES:
+                self._requests.pop(next(iter(self._requests)))
+        self._requests[hw] = request  # most recent last
+        return request
 
     def __call__(self, canvas: np.ndarray):  # noqa: ANN204 - torch.Tensor
-        out = self._request.infer({0: _nchw(canvas)})[0]
+        out = self._request(canvas.shape[:2]).infer({0: _nchw(canvas)})[0]
         return self._torch.from_numpy(np.array(out, np.float32))
 
 
