@@ -7,10 +7,10 @@ rows out, whichever runtime computes the network:
   * ``torch``: the checkpoint read with ``torch.load(weights_only=True)`` (ultralytics' safe-load
     allow-list), conv + batch norm fused, channels-last;
   * ``openvino``: the same weights exported once to OpenVINO IR by ultralytics' exporter (dynamic
-    height and width, float32), compiled for the CPU;
+    height and width, float32), compiled for the CPU once per input shape;
   * ``onnx``: the same exported to ONNX, run by ONNX Runtime;
-  * ``auto``: ``openvino`` when it imports, else ``torch``; a failed export falls back to ``torch``
-    with one warning (the same weights, so the same detections within ~1 px).
+  * ``auto``: ``openvino`` when it is installed, else ``torch``; an openvino that fails to import,
+    export or load falls back to ``torch`` with one warning (the same weights: the same detections).
 
 Exports are cached under ``$LRPOSE_CACHE_DIR/yolo`` (default ``~/.cache/lrpose/yolo``), one folder per
 (checkpoint sha256, format, export size, package versions), written into a temporary folder and
@@ -130,6 +130,7 @@ def cache_root() -> Path:
 
 
 def _sha256(path: Path) -> str:
+    """Hex SHA-256 of the file's bytes."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
