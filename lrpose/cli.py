@@ -56,6 +56,10 @@ ThreadsOpt = Annotated[
     int,
     typer.Option("--threads", help="CPU threads for torch and OpenCV; 0: the cores not busy with other work (1 on a loaded machine)."),
 ]
+DetRuntimeOpt = Annotated[
+    str,
+    typer.Option("--det-runtime", help="YOLO inference runtime: auto (openvino when installed, else torch) | openvino | onnx | torch."),
+]
 RefineMinHeightOpt = Annotated[
     float,
     typer.Option("--refine-min-height", help="Fit only people whose box is at least this tall (px); smaller keep the network's body."),
@@ -229,6 +233,7 @@ def image(
         str | None,
         typer.Option("--detector", help="Find the person (the largest) and keypoints with a detector: auto | yolo | hog."),
     ] = None,
+    det_runtime: DetRuntimeOpt = "auto",
     box_scale: BoxScaleOpt = 1.2,
     refine: RefineOpt = True,
     refine_iters: RefineItersOpt = 10,
@@ -259,7 +264,9 @@ def image(
 
         if person_box is not None:
             raise InputError("give either --box or --detector")
-        det, det_line = make_detector(detector)
+        det, det_line = make_detector(detector, runtime=det_runtime)
+        if getattr(det, "runtime_warning", None):
+            note(f"warning: {det.runtime_warning}")
         person_box, keypoints = find_person(det, picture)
     body = load_body_for(config, smpl, gender, standin)
     model, info, texture_net, texture_id = _networks(body, weights, texture, texture_weights)

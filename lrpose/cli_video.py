@@ -14,6 +14,7 @@ from lrpose.cli import (
     REFINE_MIN_HEIGHT,
     BoxScaleOpt,
     ConfigOpt,
+    DetRuntimeOpt,
     GenderOpt,
     RefineMinHeightOpt,
     RefineOpt,
@@ -50,6 +51,7 @@ def video(
     det_stride: Annotated[
         str, typer.Option("--det-stride", help="Detect every k-th frame (the tracker bridges the rest) or auto: ~7.5 detections a second.")
     ] = "auto",
+    det_runtime: DetRuntimeOpt = "auto",
     min_track: Annotated[int, typer.Option("--min-track", help="Drop tracks with fewer detected frames.")] = 8,
     max_gap: Annotated[int, typer.Option("--max-gap", help="Bridge up to this many frames without a detection.")] = 10,
     batch_frames: Annotated[
@@ -139,8 +141,10 @@ def _video_configs(p: dict):  # noqa: ANN202 - (PipelineConfig, VideoOptions)
     from lrpose.detect import parse_det_size
     from lrpose.pipeline import DETECTIONS_PER_SECOND, FAST_DETECTIONS_PER_SECOND, PipelineConfig
     from lrpose.video import VideoOptions
+    from lrpose.yolo_runtime import choose
 
     parse_det_size(p["det_size"])
+    choose(p["det_runtime"])
     per_second = FAST_DETECTIONS_PER_SECOND if p["fast"] else DETECTIONS_PER_SECOND
     pipe_cfg = PipelineConfig(
         det_stride=_stride(p["det_stride"]), detections_per_second=per_second, max_gap=p["max_gap"], batch_frames=p["batch_frames"],
@@ -184,7 +188,11 @@ def video_runner(params: dict):  # noqa: ANN201 - (run, body)
     pipe_cfg, options = _video_configs(p)
     body = load_body_for(p["config"], p["smpl"], p["gender"], p["standin"])
     model, info, texture_net, texture_id = _networks(body, p["weights"], p["texture"], p["texture_weights"])
-    det, det_line = make_detector(p["detector"], p["detector_weights"], p["boxes"], p["det_size"], p["det_conf"], p["fast"])
+    det, det_line = make_detector(
+        p["detector"], p["detector_weights"], p["boxes"], p["det_size"], p["det_conf"], p["fast"], runtime=p["det_runtime"]
+    )
+    if getattr(det, "runtime_warning", None):
+        note(f"warning: {det.runtime_warning}")
     temporal = find_temporal(p["temporal_weights"], model, info, enabled=not p["no_temporal"])
     if temporal.note:
         note("note: " + temporal.note)

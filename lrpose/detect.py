@@ -16,8 +16,6 @@ Boxes are ``[x1, y1, x2, y2]`` full-frame pixels.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -25,9 +23,12 @@ import cv2
 import numpy as np
 
 from lrpose import assets
-from lrpose.errors import AssetFormatError, InputError
+from lrpose.errors import InputError
 from lrpose.plausible import SceneSizeCheck
 from lrpose.types import Detections
+from lrpose.yolo_runtime import yolo_available
+
+__all__ = ["Detector", "BoxesFile", "HogDetector", "YoloDetector", "make_detector", "find_person", "yolo_available"]
 
 EMPTY = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
 
@@ -208,25 +209,6 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(idx, np.int64).reshape(-1)
 
 
-def _ultralytics_offline() -> None:
-    """Switch off every network access of ultralytics and load checkpoints weights-only."""
-    os.environ["YOLO_OFFLINE"] = "1"
-    os.environ["YOLO_AUTOINSTALL"] = "0"
-    os.environ["YOLO_VERBOSE"] = "False"
-    os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
-    os.environ.setdefault("YOLO_CONFIG_DIR", os.path.join(tempfile.gettempdir(), f"lrpose-ultralytics-{os.getuid()}"))
-
-
-def yolo_available() -> bool:
-    """True when ultralytics can be imported (its import needs torchvision's metadata)."""
-    _ultralytics_offline()
-    try:
-        import ultralytics  # noqa: F401
-    except Exception:  # ImportError, or PackageNotFoundError for torchvision's metadata
-        return False
-    return True
-
-
 AUTO_MAX = 1280
 """Automatic YOLO input size: the full look (every ``AUTO_RESCAN``-th call), px."""
 AUTO_MIN = 320
@@ -263,37 +245,28 @@ class YoloDetector:
     name = "yolo"
 
     def __init__(
-        self, weights: Path, det_size: int | None = None, conf: float = 0.25, min_height: float = 16.0, person_px: float = AUTO_PERSON
+        self,
+        weights: Path,
+        det_size: int | None = None,
+        conf: float = 0.25,
+        min_height: float = 16.0,
+        person_px: float = AUTO_PERSON,
+        runtime: str = "auto",
     ) -> None:
-        import torch
+        from lrpose import yolo_runtime
 
-        _ultralytics_offline()
-        try:
-            from ultralytics.nn.tasks import load_checkpoint
-            from ultralytics.utils import SETTINGS
-            from ultralytics.utils.nms import non_max_suppression
-        except Exception as e:
-            raise InputError(f"the yolo detector needs ultralytics (see the README, 'YOLO detector'): {type(e).__name__}: {e}") from None
-        SETTINGS.update(sync=False)
-        try:
-            model, _ = load_checkpoint(str(weights), device="cpu")
-        except Exception as e:
-            raise AssetFormatError(f"{weights} is not an Ultralytics YOLO checkpoint lrpose can load weights-only ({e})") from None
-        model = model.float().eval()
-        self.model = (model.fuse(verbose=False) if hasattr(model, "fuse") else model).to(memory_format=torch.channels_last)
-        """Conv + batch norm fused and channels-last: the same detections (within 0.7 px), with the letterbox ~1.9x
-        faster on the CPU (benchmarks/RESULTS.md)."""
-        self._nms = non_max_suppression
-        self._torch = torch
+        self.net, self.runtime_warning = yolo_runtime.load(weights, runtime)
+        """The network on its runtime (``lrpose.yolo_runtime``: torch, openvino or onnx; the same detections
+        within ~1 px); ``runtime_warning``: the one line saying that ``auto`` fell back to torch, else None."""
+        self.runtime = self.net.runtime
         self.weights = Path(weights)
         self.det_size = None if det_size is None else max(32, int(round(det_size / 32)) * 32)
         """Input size (longer side, px); None: chosen per frame from the people's sizes (``input_side``)."""
         self.conf, self.min_height, self.person_px = conf, min_height, person_px
         self._smallest: float | None = None
         self._calls = 0
-        self.person = next((k for k, v in self.model.names.items() if v == "person"), 0)
-        shape = getattr(self.model, "kpt_shape", None) or getattr(self.model, "yaml", {}).get("kpt_shape")
-        self.keypoints = tuple(shape) == (17, 3) if shape is not None else False
+        self.person = next((k for k, v in self.net.names.items() if v == "person"), 0)
+        self.keypoints = self.net.kpt_shape == (17, 3)
         """True for a COCO-17 pose model (e.g. yolo11n-pose): detections carry keypoints."""
 
     def input_side(self, width: int, height: int) -> int:
@@ -312,7 +285,6 @@ class YoloDetector:
         self._smallest, self._calls = None, 0
 
     def _detect(self, image: np.ndarray, side: int) -> Detections:
-        torch = self._torch
         h, w = image.shape[:2]
         scale = side / max(h, w)
         nh, nw = round(h * scale), round(w * scale)
@@ -321,12 +293,7 @@ class YoloDetector:
         canvas = np.full((ch, cw, 3), 114, np.uint8)
         top, left = (ch - nh) // 2, (cw - nw) // 2
         canvas[top : top + nh, left : left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        x = (torch.from_numpy(canvas).permute(2, 0, 1)[None].float() / 255.0).contiguous(memory_format=torch.channels_last)
-        with torch.no_grad():
-            raw = self.model(x)
-        pred = raw[0] if isinstance(raw, (list, tuple)) else raw
-        nc = len(self.model.names)
-        det = self._nms(pred, conf_thres=self.conf, iou_thres=0.5, classes=[self.person], nc=nc)[0].numpy()
+        det = self.net.detect(canvas, self.conf, 0.5, [self.person])
         if len(det) == 0:
             return EMPTY
         boxes = (det[:, :4] - [left, top, left, top]) / scale
@@ -357,11 +324,16 @@ def make_detector(
     det_size: int | str | None = None,
     conf: float | None = None,
     fast: bool = False,
+    runtime: str = "auto",
 ) -> tuple[Detector, str]:
     """The detector for ``kind`` (auto | yolo | hog; ``boxes`` overrides) and one line saying which
     detector runs and why (shown in the run summary). ``det_size`` None / ``auto``: YOLO sizes its input
-    from the people (``YoloDetector.input_side``; smaller with ``fast``), HOG uses 1280."""
+    from the people (``YoloDetector.input_side``; smaller with ``fast``), HOG uses 1280. ``runtime``:
+    YOLO's inference runtime (``lrpose.yolo_runtime.RUNTIMES``); a fallback's warning is ``runtime_warning``."""
+    from lrpose.yolo_runtime import choose
+
     size = parse_det_size(det_size)
+    choose(runtime)  # a bad --det-runtime fails whichever detector runs
     if boxes is not None:
         return BoxesFile(boxes), f"boxes from {boxes}"
     if kind not in ("auto", "yolo", "hog"):
@@ -373,7 +345,8 @@ def make_detector(
         if path is not None and (kind == "yolo" or yolo_available()):
             shown = f"{size} px" if size else f"auto {AUTO_MIN}-{AUTO_MAX} px" + (", fast" if fast else "")
             person = FAST_PERSON if fast else AUTO_PERSON
-            return YoloDetector(path, size, 0.25 if conf is None else conf, person_px=person), f"yolo ({path.name}, input {shown})"
+            det = YoloDetector(path, size, 0.25 if conf is None else conf, person_px=person, runtime=runtime)
+            return det, f"yolo ({path.name}, input {shown}, {det.runtime})"
         if kind == "auto":
             why = "no YOLO weights found" if path is None else "ultralytics is not installed"
             return HogDetector(hog_size, 0.3 if conf is None else conf), f"hog (fallback: {why}; see 'YOLO detector' in the README)"

@@ -91,7 +91,15 @@ def environment() -> dict[str, str]:
         "torch": f"{torch.__version__} ({torch.get_num_threads()} threads, cuda {'yes' if torch.cuda.is_available() else 'no'})",
         "opencv": f"{cv2.__version__} (HOG people detector {'yes' if hasattr(cv2, 'HOGDescriptor_getDefaultPeopleDetector') else 'no'})",
         "pyav": av.__version__,
+        **_detector_runtime(),
     }
+
+
+def _detector_runtime() -> dict[str, str]:
+    """``{"YOLO runtime": ...}``: what ``--det-runtime auto`` would use here (nothing without ultralytics)."""
+    from lrpose.yolo_runtime import describe, yolo_available
+
+    return {"YOLO runtime (auto)": describe("auto")} if yolo_available() else {}
 
 
 def provenance_lines(path: Path | None) -> list[str]:

@@ -12,11 +12,18 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session")
+def export_cache(tmp_path_factory):
+    """One cache of YOLO runtime exports (``lrpose.yolo_runtime``) for the whole session, outside the user's home."""
+    return tmp_path_factory.mktemp("lrpose-cache")
+
+
 @pytest.fixture(autouse=True)
-def isolated_assets(monkeypatch: pytest.MonkeyPatch, tmp_path):
-    """No LRPOSE_* variables and an empty working directory: only shipped files resolve."""
+def isolated_assets(monkeypatch: pytest.MonkeyPatch, tmp_path, export_cache):
+    """No LRPOSE_* variables (but a session-wide export cache) and an empty working directory: only shipped files resolve."""
     for var in [v for v in os.environ if v.startswith("LRPOSE_")]:
         monkeypatch.delenv(var)
+    monkeypatch.setenv("LRPOSE_CACHE_DIR", str(export_cache))
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -19,12 +19,12 @@ from tests.test_models import mean_params
 
 def _ultralytics_model():
     """The installed yolo11n-pose, fused, through lrpose's detector adapter (skips without it)."""
-    from lrpose.detect import YoloDetector, yolo_available
+    from lrpose.yolo_runtime import load_torch_model, yolo_available
 
     path = assets.locate("detector").path
     if not yolo_available() or path is None or "pose" not in path.name:
         pytest.skip("the YOLO pose detector is not installed (bash tools/install-yolo.sh)")
-    return YoloDetector(path).model.float().eval()
+    return load_torch_model(path).float().eval()
 
 
 def _layer_outputs(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:

