@@ -66,7 +66,8 @@ def fresh_names(backbone: torch.nn.Module) -> set[str]:
 
 def freeze_pretrained(backbone: torch.nn.Module) -> int:
     """Stop training the pretrained weights of ``backbone`` (everything but ``fresh_names``); returns how many
-    values were frozen. Batch-norm statistics are not touched (the YOLO backbone has none: they are fused)."""
+    values were frozen. Batch-norm statistics are not touched (the YOLO detector's layers have none: they are fused;
+    the readout's standardisation is fresh and keeps learning its statistics)."""
     fresh = fresh_names(backbone)
     frozen = 0
     for name, p in backbone.named_parameters():
