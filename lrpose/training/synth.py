@@ -298,10 +298,32 @@ def _render_clip(ctx: BodyContext, cam, posed: Posed, people: list, light, backd
     return {**gt, "pixels": pixels, "present": pixels > 0}
 
 
+CLIP_ATTEMPTS = 20
+"""Sub-seeds a clip tries before giving up when its draws leave nobody visible (see ``make_clip``)."""
+
+
 def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path) -> dict[str, np.ndarray]:
-    """Render one clip to ``out_dir/clip_XXXXX.mp4``; return its ground truth arrays."""
+    """Render one clip to ``out_dir/clip_XXXXX.mp4``; return its ground truth arrays.
+
+    A draw can leave nobody visible (no ground point where a person fits in the frame, or every
+    person behind the camera or out of the picture): the clip is then drawn again from the next
+    sub-seed (``[seed, index, 1, k]``, k = 1 .. ``CLIP_ATTEMPTS`` - 1; the first draw uses
+    ``[seed, index, 1]``), and after ``CLIP_ATTEMPTS`` empty draws it is an InputError."""
+    for attempt in range(CLIP_ATTEMPTS):
+        sub = [cfg.seed, index, 1] if attempt == 0 else [cfg.seed, index, 1, attempt]
+        gt = _draw_clip(cfg, body_cfg, np.random.default_rng(sub), index, out_dir)
+        if gt is not None:
+            return gt
+    (out_dir / f"clip_{index:05d}.mp4").unlink(missing_ok=True)  # the last empty draw's video: nothing half-written
+    raise InputError(
+        f"synthetic clip {index}: no person was visible in {CLIP_ATTEMPTS} draws (seed {cfg.seed}); "
+        f"try another --seed, a larger --width/--height or another --pitch"
+    )
+
+
+def _draw_clip(cfg: SynthConfig, body_cfg: BodyConfig, rng: np.random.Generator, index: int, out_dir: Path) -> dict[str, np.ndarray] | None:
+    """One draw of clip ``index`` from ``rng``: its ground truth (video written), None when nobody is visible in any frame."""
     ctx, bgs, user = _context(cfg, body_cfg)
-    rng = np.random.default_rng([cfg.seed, index, 1])
     scene = rng if cfg.scene_seed is None else np.random.default_rng([cfg.scene_seed, 0, 2])  # one camera for every clip
     cam = sample_camera(scene, cfg.width, cfg.height)
     if cfg.pitch_deg is not None:
@@ -309,6 +331,8 @@ def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path)
     frames = max(1, int(round(cfg.seconds * cfg.fps)))
     starts = [p for p in (_place_on_ground(rng, cam) for _ in range(int(rng.integers(1, cfg.max_people + 1)))) if p is not None]
     n = len(starts)
+    if n == 0:
+        return None
     people = [sample_person(ctx, rng) for _ in range(n)]
     motions = [sample_motion(rng) for _ in range(n)]
     yaw0 = rng.uniform(0, 2 * math.pi, n)
@@ -320,6 +344,8 @@ def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path)
         light = replace(light, ambient=light.ambient * cfg.light, intensity=light.intensity * cfg.light)
     backdrop = _ground_backdrop(scene, cam, bgs)
     gt = _render_clip(ctx, cam, posed, people, light, backdrop, out_dir / f"clip_{index:05d}.mp4", cfg.fps)
+    if not gt["present"].any():
+        return None
     result = {
         **gt,
         "track_ids": np.arange(n, dtype=np.int32),
