@@ -138,12 +138,33 @@ def _base(weights: Path | None):  # noqa: ANN202 - (RSCNet, NetInfo, path)
     path = assets.resolve("rscnet", weights) if weights is not None else assets.locate("rscnet").path
     if path is None:
         raise InputError("adapt needs a trained RSC-Net to start from: none was found (pass --weights)")
+    _refuse_other_networks(path)
     model, info = load_rscnet(path)
     if info.source == "spin":
         raise InputError(f"{path} is a SPIN checkpoint (a plain ResNet), not RSC-Net: adapt fine-tunes RSC-Net's resolution-aware network")
     if not info.trained:
         raise InputError(f"{path} is an untrained RSC-Net: adapt needs a trained one to make pseudo-labels")
     return model, info, path
+
+
+OTHER_NETWORKS = {
+    "lrpose.temporal": "an lrpose temporal-module (GRU) checkpoint",
+    "lrpose.texture": "an lrpose texture-network checkpoint",
+    "lrpose.backbone": "a pretrained-backbone file (no SMPL regressor)",
+}
+"""Formats of our other network files, each refused as a base with its own words."""
+
+
+def _refuse_other_networks(path: Path) -> None:
+    """InputError (one line) when ``path`` is one of our files but not an RSC-Net (a temporal module,
+    a texture network, a backbone): ``lrpose adapt`` fine-tunes RSC-Net and needs one to start from."""
+    from lrpose.models.checkpoint import read_weights_only
+
+    obj = read_weights_only(path)
+    what = OTHER_NETWORKS.get(obj.get("format")) if isinstance(obj, dict) else None
+    if what is not None:
+        hint = f" (it belongs to {obj['rscnet_id']})" if isinstance(obj.get("rscnet_id"), str) else ""
+        raise InputError(f"--weights {path} is {what}, not RSC-Net{hint}: give the RSC-Net checkpoint to adapt")
 
 
 def _detector(name: str, weights: Path | None, boxes: Path | None, size: int, conf: float | None):  # noqa: ANN202
