@@ -103,6 +103,7 @@ def label_set(n: int, size: int, seed: int = 0, native: int = 100) -> LabelSet:
         crops=rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8), native=np.full(n, native, np.int32), pose=pose,
         betas=np.zeros((n, 10), np.float32), cam=np.tile(np.array([0.9, 0.05, -0.02], np.float32), (n, 1)),
         keypoints=np.zeros((n, 17, 3), np.float32), height=np.full(n, native / 1.2, np.float32), frame=np.arange(n, dtype=np.int32),
+        track=np.zeros(n, np.int32),
     )  # fmt: skip
 
 

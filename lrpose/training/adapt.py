@@ -19,7 +19,7 @@ import copy
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,8 @@ from lrpose.geometry import axis_angle_to_rotmat, weak_perspective_project
 from lrpose.io import FrameSource
 from lrpose.models.checkpoint import save
 from lrpose.models.rscnet import RSCNet
+from lrpose.models.temporal import TemporalModule
+from lrpose.models.temporal_choice import temporal_entry
 from lrpose.pipeline import Pipeline
 from lrpose.resolution import select_range
 from lrpose.training.adapt_data import AdaptBatches
@@ -43,6 +45,8 @@ from lrpose.training.plumbing import RunFolder, config_json, resume_state
 from lrpose.training.pseudo import LabelFilter, LabelSet, check_enough, collect_video, load_collected, save_collected, settings_of, strided
 from lrpose.types import FrameResult
 
+TRACKS_PER_VIDEO = 1_000_000
+"""Track ids of video k of a run are offset by k times this (``LabelSet.track``)."""
 LOG_FIELDS = ("step", "loss", "basic", "synthetic", "ss", "cl", "labels", "seconds")
 
 
@@ -192,10 +196,11 @@ class Adaptation:
 
 
 def fine_tune(cfg: AdaptConfig, job: Adaptation, progress: Callable[[int, int, dict], None] | None = None,
-              device: torch.device | None = None) -> dict:  # fmt: skip
+              device: torch.device | None = None, write: bool = True) -> dict:  # fmt: skip
     """Fine-tune ``job.model`` (resuming ``run_dir/last.pt`` when it exists), score the held-out part
     before and after, and write ``cfg.out`` unless the result is worse (``AdaptRefused``). Returns the
-    provenance stored in the checkpoint's ``meta["adapt"]``."""
+    provenance stored in the checkpoint's ``meta["adapt"]``; ``job.model`` is the adapted network
+    (CPU, eval mode). ``write`` False: not written yet (a temporal stage follows, ``write_adapted``)."""
     device = device or torch.device("cpu")
     _output_check(Path(cfg.out))
     model, body = job.model, job.body
@@ -250,8 +255,21 @@ def fine_tune(cfg: AdaptConfig, job: Adaptation, progress: Callable[[int, int, d
         raise AdaptRefused(
             f"the adapted network is worse on the held-out part ({why}; {scores}): {cfg.out} not written (run kept in {job.run_dir})"
         )
-    save(Path(cfg.out), model, body.body_id, trained=True, meta={"adapt": provenance, "steps": cfg.steps})
+    job.model = model
+    if write:
+        write_adapted(Path(cfg.out), model, body.body_id, provenance)
     return provenance
+
+
+def write_adapted(out: Path, model: RSCNet, body_id: str, provenance: dict, temporal: TemporalModule | None = None,
+                  temporal_provenance: dict | None = None) -> None:  # fmt: skip
+    """Write the adapted RSC-Net (atomically) with its provenance in ``meta["adapt"]`` and, when given, its
+    own adapted temporal module inside the same file (``temporal_choice.temporal_entry``; provenance
+    also under ``meta["adapt"]["temporal"]``)."""
+    _output_check(out)
+    prov = {**provenance, "temporal": temporal_provenance} if temporal is not None else provenance
+    extra = temporal_entry(temporal, model, body_id, {"adapt_temporal": temporal_provenance or {}}) if temporal is not None else None
+    save(out, model, body_id, trained=True, meta={"adapt": prov, "steps": provenance["steps"]}, extra=extra)
 
 
 def gather(sources: list[Path], pipeline: Pipeline, cfg: AdaptConfig, run_dir: Path,
@@ -280,8 +298,9 @@ def gather(sources: list[Path], pipeline: Pipeline, cfg: AdaptConfig, run_dir: P
             if source.error:
                 raise InputError(f"{src}: {source.error}")
             save_collected(cache, found, settings)
-        trains.append(found.train)
-        helds.append(found.heldout)
+        offset = np.int32(len(videos) * TRACKS_PER_VIDEO)  # track ids of different videos never meet
+        trains.append(replace(found.train, track=found.train.track + offset))
+        helds.append(replace(found.heldout, track=found.heldout.track + offset))
         total.update(found.counts)
         videos.append({"name": src.name, "sha256_10": digest, "frames": source.frame_count, "fps": source.fps, "frame_stride": stride,
                        **found.counts})  # fmt: skip

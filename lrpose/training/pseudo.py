@@ -66,6 +66,9 @@ class LabelSet:
     """(N,) float32 person box height in source pixels."""
     frame: np.ndarray
     """(N,) int32 source frame index."""
+    track: np.ndarray
+    """(N,) int32 track id (unique over the videos of a run once ``gather`` has joined them): with ``frame``
+    it orders a person's labels into sequences for the temporal module (``lrpose.training.adapt_temporal``)."""
 
     @staticmethod
     def empty(size: int) -> LabelSet:
@@ -92,7 +95,7 @@ class LabelSet:
 
 def _SHAPES(size: int) -> list[tuple[tuple[int, ...], type]]:  # noqa: N802  (a table)
     return [((0, size, size, 3), np.uint8), ((0,), np.int32), ((0, 72), np.float32), ((0, 10), np.float32), ((0, 3), np.float32),
-            ((0, 17, 3), np.float32), ((0,), np.float32), ((0,), np.int32)]  # fmt: skip
+            ((0, 17, 3), np.float32), ((0,), np.float32), ((0,), np.int32), ((0,), np.int32)]  # fmt: skip
 
 
 def rejection(p: PoseEstimate, width: int, height: int, flt: LabelFilter) -> str | None:
@@ -136,7 +139,7 @@ def _record(p: PoseEstimate, image: np.ndarray, size: int) -> dict[str, np.ndarr
     return {
         "crops": crop, "native": np.int32(sq.side), "pose": p.pose.astype(np.float32), "betas": p.betas.astype(np.float32),
         "cam": p.pred_cam.astype(np.float32), "keypoints": kp, "height": np.float32(p.box_xyxy[3] - p.box_xyxy[1]),
-        "frame": np.int32(p.frame_index),
+        "frame": np.int32(p.frame_index), "track": np.int32(p.track_id),
     }  # fmt: skip
 
 
