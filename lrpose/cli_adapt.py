@@ -48,8 +48,10 @@ def adapt(
     ] = 150,
     chunk: Annotated[int, typer.Option("--chunk", help="Frames per pseudo-label sequence of the temporal stage.")] = 24,
     frame_stride: Annotated[
-        int, typer.Option("--frame-stride", help="Use every k-th frame of the footage (0: enough to keep at most --max-frames per video).")
+        int,
+        typer.Option("--frame-stride", help="Read one --window of frames in every k (0: the k that reads at most --max-frames a video)."),
     ] = 0,
+    window: Annotated[int, typer.Option("--window", help="Consecutive frames read together (1: single frames, every k-th).")] = 24,
     max_frames: Annotated[
         int, typer.Option("--max-frames", help="Frames per video the pseudo-labelling reads (with --frame-stride 0).")
     ] = 1000,
@@ -99,8 +101,8 @@ def adapt(
     flt = LabelFilter(min_height=refine_min_height)
     cfg = AdaptConfig(
         sources=tuple(str(p) for p in items), out=str(out), base_id=info.checkpoint_id, steps=steps, val_fraction=val_fraction,
-        batch_size=batch_size, synth_batch=synth_batch, lr=lr, frame_stride=frame_stride, max_frames=max_frames, label_stride=label_stride,
-        max_labels=max_labels, min_labels=min_labels, seed=seed, filter=flt,
+        batch_size=batch_size, synth_batch=synth_batch, lr=lr, frame_stride=frame_stride, window=window, max_frames=max_frames,
+        label_stride=label_stride, max_labels=max_labels, min_labels=min_labels, seed=seed, filter=flt,
     )  # fmt: skip
     from lrpose.training.adapt import _output_check
 

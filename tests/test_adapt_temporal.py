@@ -88,6 +88,13 @@ def test_fine_tuning_lowers_the_loss_and_resumes_exactly(tiny, body, tmp_path):
         fine_tune_temporal(cfg, start, body, seqs, tmp_path / "b", body.body_id, stop)
     resumed, prov_b = fine_tune_temporal(cfg, start, body, seqs, tmp_path / "b", body.body_id)
     assert weights_digest(resumed.state_dict()) == weights_digest(module.state_dict()) and prov_b == prov
+    kept, prov_k = fine_tune_temporal(replace(cfg, base_id="base_gru.pt:0123456789"), start, body, seqs, tmp_path / "c", body.body_id)
+    assert prov_k["recurrent"] == "kept (the base's)" and prov["recurrent"] == "trained"
+    sd = kept.state_dict()
+    assert all(torch.equal(v, before[k]) for k, v in sd.items() if k.startswith("gru."))  # the GRU layers kept
+    assert not torch.equal(sd["linear.weight"], before["linear.weight"]) and not torch.equal(
+        sd["regressor.fc1.weight"], before["regressor.fc1.weight"]
+    )
     with pytest.raises(InputError, match="different settings .*rscnet_digest"):  # other features: no silent resume
         fine_tune_temporal(replace(cfg, rscnet_digest="other"), start, body, seqs, tmp_path / "b", body.body_id)
 
@@ -145,3 +152,34 @@ def test_video_uses_the_adapted_temporal_module_and_doctor_shows_it(clip, tiny, 
     capsys.readouterr()
     assert main(["doctor", "--weights", str(tmp_path / "adapted.pt")]) == 0
     assert "temporal module: adapted too, stored in this file (used by lrpose video): 3 steps on 4 chunks" in capsys.readouterr().out
+
+
+def test_sampling_reads_windows_of_consecutive_frames():
+    from lrpose.training.pseudo import Sampling
+
+    s = Sampling(stride=3, window=4)  # frames 0-3, 12-15, 24-27, ...
+    assert [f for f in range(30) if s.keeps(f)] == [0, 1, 2, 3, 12, 13, 14, 15, 24, 25, 26, 27]
+    assert s.source(np.arange(10)).tolist() == [0, 1, 2, 3, 12, 13, 14, 15, 24, 25]
+    assert [s.kept_before(f) for f in (0, 3, 4, 12, 13, 30)] == [0, 3, 4, 4, 5, 12]
+    assert s.fps(25.0) == 25.0 and Sampling(5, 1).fps(25.0) == 5.0  # the tracker sees real motion inside a window
+    single = Sampling(stride=5, window=1)  # every 5th frame, as before windows
+    assert single.source(np.arange(4)).tolist() == [0, 5, 10, 15] and [single.kept_before(f) for f in (0, 1, 5, 6)] == [0, 1, 1, 2]
+
+
+def test_collected_frames_are_source_frames_and_the_split_is_in_time(body):
+    from lrpose.training.pseudo import LabelFilter, Sampling, collect_video
+    from lrpose.types import Frame, FrameResult
+    from tests.test_adapt import H, W, estimate
+
+    sampling = Sampling(stride=2, window=4)  # 48 frames: 0-3, 8-11, ..., 40-43 -> 24 read
+    image = np.zeros((H, W, 3), np.uint8)
+
+    def run():
+        for k in range(24):
+            yield FrameResult(Frame(k, image, k / 10), [estimate(frame=k)], True)
+
+    out = collect_video(run, 48, sampling, 0.25, 32, W, H, LabelFilter(min_track=8), 1)  # held out from source frame 36
+    assert out.train.frame.tolist() == [f for f in range(36) if sampling.keeps(f)] and out.train.track.tolist() == [0] * 20
+    assert out.heldout.frame.tolist() == [40, 41, 42, 43]
+    runs = track_runs(out.train)  # every window is its own run: the frame step jumps between windows
+    assert [out.train.frame[r].tolist() for r in runs] == [list(range(a, a + 4)) for a in range(0, 36, 8)]
