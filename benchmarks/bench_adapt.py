@@ -128,10 +128,15 @@ def main() -> None:
     ap.add_argument("--temporal-steps", type=int, default=150)
     ap.add_argument("--budget-min", type=float, default=30.0)
     ap.add_argument("--load", type=int, default=0, help="Busy processes beside the measurement.")
+    ap.add_argument("--threads", type=int, default=0, help="As lrpose adapt --threads (0: the cores not busy with other work).")
     ap.add_argument("--json", help="Also write the results here.")
     args = ap.parse_args()
     busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(args.load)]
     try:
+        from lrpose.threads import set_threads
+
+        time.sleep(2.0 if busy else 0.0)  # let the busy processes show in the load the thread choice reads
+        set_threads(args.threads)
         with tempfile.TemporaryDirectory() as tmp:
             m = measure(Path(args.clip), args.timed_steps, Path(tmp))
     finally:

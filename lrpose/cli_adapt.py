@@ -54,7 +54,7 @@ def adapt(
     window: Annotated[int, typer.Option("--window", help="Consecutive frames read together (1: single frames, every k-th).")] = 24,
     max_frames: Annotated[
         int, typer.Option("--max-frames", help="Frames per video the pseudo-labelling reads (with --frame-stride 0).")
-    ] = 1000,
+    ] = 600,
     label_stride: Annotated[int, typer.Option("--label-stride", help="Keep every k-th trustworthy frame of a person.")] = 1,
     max_labels: Annotated[int, typer.Option("--max-labels", help="At most this many pseudo-labels (evenly over time).")] = 6000,
     min_labels: Annotated[int, typer.Option("--min-labels", help="Refuse footage giving fewer pseudo-labels.")] = 64,

@@ -88,7 +88,9 @@ class AdaptConfig:
     """Read one window of ``window`` frames in every k; 0: the smallest k that keeps at most ``max_frames`` of a video."""
     window: int = 24
     """Consecutive frames read together (1: single frames every k-th): tracks and temporal chunks see the real frame rate."""
-    max_frames: int = 1000
+    max_frames: int = 600
+    """Frames read per video (with ``frame_stride`` 0). 600: a 10-minute clip adapts in about 22 min on 2 busy
+    cores with the default steps (``benchmarks/bench_adapt.py``; 30 min allows about 900)."""
     label_stride: int = 1
     max_labels: int = 6000
     min_labels: int = 64
