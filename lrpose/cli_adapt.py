@@ -90,6 +90,8 @@ def adapt(
     from lrpose.video import expand_sources
 
     check_choice("device", device, ("auto", "cpu", "cuda"))
+    if temporal_steps < 0:
+        raise InputError(f"--temporal-steps must be 0 (no temporal stage) or more, got {temporal_steps}")
     if device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda: no CUDA device is available")
     dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")

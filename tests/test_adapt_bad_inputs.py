@@ -94,3 +94,15 @@ def test_too_few_usable_people_is_one_line(tiny, tmp_path, capsys):
     line = one_error_line(capsys, "too few usable people:", "(need 64)", "give more or longer footage")
     assert int(line.split("too few usable people: ")[1].split()[0]) < 64
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("option", "value", "words"), [("--temporal-steps", "-1", "--temporal-steps must be 0"),
+                                                        ("--chunk", "1", "--chunk must be at least 2"),
+                                                        ("--window", "0", "--window must be at least 1")])  # fmt: skip
+def test_bad_temporal_and_window_options_are_one_line(option, value, words, tiny, tmp_path, capsys):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"never read: options are checked first")
+    out = tmp_path / "adapted.pt"
+    assert main(adapt_args(video, out, tiny, option, value)) == 1
+    one_error_line(capsys, words)
+    nothing_written(out)
