@@ -1,5 +1,6 @@
 """The synthetic "new camera" test of ``lrpose adapt``: score RSC-Net checkpoints on held-out clips of
-one camera WITHOUT keypoint fitting (per-frame, ``--no-refine --no-temporal``), people given by
+one camera WITHOUT keypoint fitting (per-frame, ``--no-refine --no-temporal``; ``--temporal`` adds rows with the
+temporal module ``lrpose video`` pairs with each checkpoint, e.g. the one stored in an adapted file), people given by
 their ground-truth boxes (so only the network differs), with ``benchmarks/eval_clip.py``'s metrics.
 
   lrpose synth --kind video --n 12 --seed 500 --scene-seed 7 --pitch 50,62 --light 0.6 --seconds 6 --out data/newcam
@@ -36,15 +37,15 @@ def boxes_json(gt_path: Path, out: Path) -> Path:
     return out
 
 
-def run(clips: list[Path], weights: Path, out: Path, threads: int) -> dict[str, float]:
+def run(clips: list[Path], weights: Path, out: Path, threads: int, temporal: bool = False) -> dict[str, float]:
     """Results of ``weights`` on every clip (``lrpose video`` with ground-truth boxes), scored and pooled."""
     pooled: dict[str, list[tuple[float, int]]] = {}
     for clip in clips:
         gt = clip.with_suffix(".npz")
         boxes = boxes_json(gt, out / f"{clip.stem}_boxes.json")
-        folder = out / weights.stem
+        folder = out / (weights.stem + ("_temporal" if temporal else ""))
         args = ["video", str(clip), "--out", str(folder), "--boxes", str(boxes), "--weights", str(weights), "--no-refine",
-                "--no-temporal", "--no-overlay", "--threads", str(threads), "--min-track", "3"]  # fmt: skip
+                "--no-overlay", "--threads", str(threads), "--min-track", "3", *([] if temporal else ["--no-temporal"])]  # fmt: skip
         if lrpose_main(args) != 0:
             raise SystemExit(f"lrpose video failed on {clip}")
         z = np.load(gt)
@@ -61,14 +62,18 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, action="append", required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--temporal", action="store_true", help="Also score each with the temporal module lrpose video pairs with it.")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = [(w, run(args.clips, w, args.out, args.threads)) for w in args.weights]
-    print("| checkpoint | MPJPE | PA-MPJPE | 2D body (of height) | facing |")
-    print("|---|---|---|---|---|")
-    for w, r in rows:
-        print(f"| {w.name} | {r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | {r['kp2d']:.4f} | {r['facing']:.3f} |")
-    (args.out / "scores.json").write_text(json.dumps({str(w): r for w, r in rows}, indent=1))
+    rows = [((w, False), run(args.clips, w, args.out, args.threads)) for w in args.weights]
+    rows += [((w, True), run(args.clips, w, args.out, args.threads, temporal=True)) for w in args.weights] if args.temporal else []
+    print("| checkpoint | MPJPE | PA-MPJPE | 2D body (of height) | facing | accel error |")
+    print("|---|---|---|---|---|---|")
+    for (w, t), r in rows:
+        name = w.name + (" + its temporal module" if t else ", per frame")
+        accel = r.get("accel_error", float("nan"))
+        print(f"| {name} | {r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | {r['kp2d']:.4f} | {r['facing']:.3f} | {accel:.1f} |")
+    (args.out / "scores.json").write_text(json.dumps({f"{w}{' temporal' if t else ''}": r for (w, t), r in rows}, indent=1))
 
 
 if __name__ == "__main__":

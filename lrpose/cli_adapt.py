@@ -43,12 +43,18 @@ def adapt(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pseudo-labelled crops per step (3 resolution views each).")] = 8,
     synth_batch: Annotated[int, typer.Option("--synth-batch", help="Synthetic people with exact labels per step (0: none).")] = 4,
     lr: Annotated[float, typer.Option("--lr")] = 2e-5,
+    temporal_steps: Annotated[
+        int, typer.Option("--temporal-steps", help="Then fine-tune the temporal module (GRU) on the adapted network's features (0: off).")
+    ] = 150,
+    chunk: Annotated[int, typer.Option("--chunk", help="Frames per pseudo-label sequence of the temporal stage.")] = 24,
     frame_stride: Annotated[
-        int, typer.Option("--frame-stride", help="Use every k-th frame of the footage (0: enough to keep at most --max-frames per video).")
+        int,
+        typer.Option("--frame-stride", help="Read one --window of frames in every k (0: the k that reads at most --max-frames a video)."),
     ] = 0,
+    window: Annotated[int, typer.Option("--window", help="Consecutive frames read together (1: single frames, every k-th).")] = 24,
     max_frames: Annotated[
         int, typer.Option("--max-frames", help="Frames per video the pseudo-labelling reads (with --frame-stride 0).")
-    ] = 1000,
+    ] = 600,
     label_stride: Annotated[int, typer.Option("--label-stride", help="Keep every k-th trustworthy frame of a person.")] = 1,
     max_labels: Annotated[int, typer.Option("--max-labels", help="At most this many pseudo-labels (evenly over time).")] = 6000,
     min_labels: Annotated[int, typer.Option("--min-labels", help="Refuse footage giving fewer pseudo-labels.")] = 64,
@@ -79,10 +85,13 @@ def adapt(
     from lrpose.pipeline import Pipeline, PipelineConfig
     from lrpose.threads import set_threads
     from lrpose.training.adapt import Adaptation, AdaptConfig, fine_tune, gather
+    from lrpose.training.adapt_temporal import TemporalAdaptConfig
     from lrpose.training.pseudo import LabelFilter
     from lrpose.video import expand_sources
 
     check_choice("device", device, ("auto", "cpu", "cuda"))
+    if temporal_steps < 0:
+        raise InputError(f"--temporal-steps must be 0 (no temporal stage) or more, got {temporal_steps}")
     if device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda: no CUDA device is available")
     dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
@@ -94,15 +103,19 @@ def adapt(
     flt = LabelFilter(min_height=refine_min_height)
     cfg = AdaptConfig(
         sources=tuple(str(p) for p in items), out=str(out), base_id=info.checkpoint_id, steps=steps, val_fraction=val_fraction,
-        batch_size=batch_size, synth_batch=synth_batch, lr=lr, frame_stride=frame_stride, max_frames=max_frames, label_stride=label_stride,
-        max_labels=max_labels, min_labels=min_labels, seed=seed, filter=flt,
+        batch_size=batch_size, synth_batch=synth_batch, lr=lr, frame_stride=frame_stride, window=window, max_frames=max_frames,
+        label_stride=label_stride, max_labels=max_labels, min_labels=min_labels, seed=seed, filter=flt,
     )  # fmt: skip
     from lrpose.training.adapt import _output_check
 
     _output_check(out)
     detect = _detector(detector, detector_weights, boxes, det_size, det_conf)
     every_frame = PipelineConfig(det_stride=1, box_scale=box_scale)  # a label needs the frame's own keypoints
-    pipeline = Pipeline(model, body, detect, _temporal(model, info), every_frame, refiner=_refiner(body, refine_iters, refine_min_height))
+    base_temporal = _temporal(model, info)
+    tcfg = TemporalAdaptConfig(
+        steps=temporal_steps, chunk=chunk, seed=seed, base_id=base_temporal.info.checkpoint_id if base_temporal.module else ""
+    )
+    pipeline = Pipeline(model, body, detect, base_temporal.module, every_frame, refiner=_refiner(body, refine_iters, refine_min_height))
     on_interrupt(f"interrupted: finished videos' labels and the last finished step are kept in {run_dir}; run the same command to go on")
     make_folder(run_dir)
     with FolderLock(run_dir):
@@ -120,7 +133,9 @@ def adapt(
             def report(done: int, total: int, parts: dict) -> None:
                 bar.update(task, completed=done, info=f"loss {parts['loss']:.4f} | {len(labels)} pseudo-labels")
 
-            result = fine_tune(cfg, job, report, dev)
+            result = fine_tune(cfg, job, report, dev, write=temporal_steps == 0)
+        if temporal_steps:
+            _adapt_temporal(tcfg, job, base_temporal.module, result, out)
     b, a = result["heldout"]["before"], result["heldout"]["after"]
     console.print(
         f"held-out ({b['n']} person-frames, no refinement): keypoint error {b['kp_error']:.4f} -> {a['kp_error']:.4f} of the height, "
@@ -138,12 +153,33 @@ def _base(weights: Path | None):  # noqa: ANN202 - (RSCNet, NetInfo, path)
     path = assets.resolve("rscnet", weights) if weights is not None else assets.locate("rscnet").path
     if path is None:
         raise InputError("adapt needs a trained RSC-Net to start from: none was found (pass --weights)")
+    _refuse_other_networks(path)
     model, info = load_rscnet(path)
     if info.source == "spin":
         raise InputError(f"{path} is a SPIN checkpoint (a plain ResNet), not RSC-Net: adapt fine-tunes RSC-Net's resolution-aware network")
     if not info.trained:
         raise InputError(f"{path} is an untrained RSC-Net: adapt needs a trained one to make pseudo-labels")
     return model, info, path
+
+
+OTHER_NETWORKS = {
+    "lrpose.temporal": "an lrpose temporal-module (GRU) checkpoint",
+    "lrpose.texture": "an lrpose texture-network checkpoint",
+    "lrpose.backbone": "a pretrained-backbone file (no SMPL regressor)",
+}
+"""Formats of our other network files, each refused as a base with its own words."""
+
+
+def _refuse_other_networks(path: Path) -> None:
+    """InputError (one line) when ``path`` is one of our files but not an RSC-Net (a temporal module,
+    a texture network, a backbone): ``lrpose adapt`` fine-tunes RSC-Net and needs one to start from."""
+    from lrpose.models.checkpoint import read_weights_only
+
+    obj = read_weights_only(path)
+    what = OTHER_NETWORKS.get(obj.get("format")) if isinstance(obj, dict) else None
+    if what is not None:
+        hint = f" (it belongs to {obj['rscnet_id']})" if isinstance(obj.get("rscnet_id"), str) else ""
+        raise InputError(f"--weights {path} is {what}, not RSC-Net{hint}: give the RSC-Net checkpoint to adapt")
 
 
 def _detector(name: str, weights: Path | None, boxes: Path | None, size: int, conf: float | None):  # noqa: ANN202
@@ -158,13 +194,44 @@ def _detector(name: str, weights: Path | None, boxes: Path | None, size: int, co
     return det
 
 
-def _temporal(model, info):  # noqa: ANN001, ANN202
-    """The base's temporal module when it fits it (better pseudo-labels), else none."""
-    from lrpose.models.checkpoint import find_temporal
+def _temporal(model, info):  # noqa: ANN001, ANN202 - TemporalChoice
+    """The base's temporal module when it fits it (better pseudo-labels; the temporal stage starts from it), else none."""
+    from lrpose.models.temporal_choice import find_temporal
 
     choice = find_temporal(None, model, info)
     console.print(f"pseudo-labels from: RSC-Net {info.checkpoint_id}, temporal {choice.line}, keypoint fitting", soft_wrap=True)
-    return choice.module
+    return choice
+
+
+def _adapt_temporal(tcfg, job, base, provenance: dict, out: Path) -> None:  # noqa: ANN001
+    """Second stage: the temporal module for the adapted RSC-Net (``job.model``) on pseudo-label chunks,
+    then the one file with both (``write_adapted``); without usable chunks the file holds RSC-Net alone."""
+    from dataclasses import replace
+
+    from lrpose.models.checkpoint import weights_digest
+    from lrpose.models.temporal import TemporalModule
+    from lrpose.training.adapt import write_adapted
+    from lrpose.training.adapt_temporal import fine_tune_temporal, label_sequences
+
+    tcfg = replace(tcfg, rscnet_digest=weights_digest(job.model.state_dict()))  # a resume must be on these features
+    seqs = label_sequences(job.model, job.body, job.labels, tcfg)
+    if len(seqs.length) == 0:
+        console.print(f"note: no track gave {tcfg.min_chunk} consecutive pseudo-labels: the temporal module is not adapted", soft_wrap=True)
+        write_adapted(out, job.model, job.body.body_id, provenance)
+        return
+    start = base if base is not None else TemporalModule.from_rscnet(job.model)
+    console.print(
+        f"temporal module: {len(seqs.length)} chunks ({int(seqs.length.sum())} frames) of the adapted network's features", soft_wrap=True
+    )
+    with progress_bar("steps/s") as bar:
+        task = bar.add_task("adapt temporal", total=tcfg.steps, info="")
+
+        def report(done: int, total: int, parts: dict) -> None:
+            bar.update(task, completed=done, info=f"loss {parts['loss']:.4f} | {len(seqs.length)} chunks")
+
+        module, tprov = fine_tune_temporal(tcfg, start, job.body, seqs, job.run_dir / "temporal", job.body.body_id, report)
+    write_adapted(out, job.model, job.body.body_id, provenance, module, tprov)
+    console.print(f"temporal module: loss {tprov['loss_first']:.4f} -> {tprov['loss_last']:.4f} over {tcfg.steps} steps", soft_wrap=True)
 
 
 def _refiner(body, iters: int, min_height: float):  # noqa: ANN001, ANN202

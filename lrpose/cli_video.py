@@ -179,7 +179,7 @@ def video_runner(params: dict):  # noqa: ANN201 - (run, body)
     except sources/out/resume/Ray settings): ``run(source, folder, progress=...) -> RunSummary`` and the body.
     Ray workers call it too (``lrpose.cluster``), once per process."""
     from lrpose.detect import make_detector
-    from lrpose.models.checkpoint import find_temporal
+    from lrpose.models.temporal_choice import find_temporal
     from lrpose.pipeline import Pipeline
     from lrpose.results import RunInfo
     from lrpose.video import process_video

@@ -126,4 +126,18 @@ def provenance_lines(path: Path | None) -> list[str]:
         f"  footage: {len(videos)} video(s): {names}; {adapt.get('labels', '?')} pseudo-labels, {adapt.get('steps', '?')} steps",
         f"  held-out ({b.get('n', '?')} person-frames, no refinement): keypoint error {b.get('kp_error', nan):.4f} -> "
         f"{a.get('kp_error', nan):.4f}, facing agreement {b.get('facing', nan):.3f} -> {a.get('facing', nan):.3f}",
+        *_temporal_lines(adapt.get("temporal")),
+    ]
+
+
+def _temporal_lines(t: object) -> list[str]:
+    """The temporal-module line of an adapted checkpoint's provenance (``lrpose adapt --temporal-steps``)."""
+    if not isinstance(t, dict):
+        return ["  temporal module: not adapted (lrpose video runs it per frame unless --temporal-weights fit it)"]
+    first, last = t.get("loss_first"), t.get("loss_last")
+    losses = f", loss {first:.4f} -> {last:.4f}" if isinstance(first, float) and isinstance(last, float) else ""
+    return [
+        f"  temporal module: adapted too, stored in this file (used by lrpose video): {t.get('steps', '?')} steps on "
+        f"{t.get('chunks', '?')} chunks of <= {t.get('chunk', '?')} frames ({t.get('frames', '?')} frames), "
+        f"from {t.get('start', '?')}{losses}"
     ]

@@ -103,6 +103,7 @@ def label_set(n: int, size: int, seed: int = 0, native: int = 100) -> LabelSet:
         crops=rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8), native=np.full(n, native, np.int32), pose=pose,
         betas=np.zeros((n, 10), np.float32), cam=np.tile(np.array([0.9, 0.05, -0.02], np.float32), (n, 1)),
         keypoints=np.zeros((n, 17, 3), np.float32), height=np.full(n, native / 1.2, np.float32), frame=np.arange(n, dtype=np.int32),
+        track=np.zeros(n, np.int32),
     )  # fmt: skip
 
 
@@ -173,8 +174,8 @@ def job(tiny, body, tmp_path, held=None) -> tuple[AdaptConfig, Adaptation]:
 def test_frame_stride_reads_at_most_max_frames():
     from lrpose.training.adapt import frame_stride_for
 
-    cfg = AdaptConfig(sources=(), out="a.pt", base_id="x")  # at most 1000 frames
-    assert [frame_stride_for(n, cfg) for n in (90, 1000, 1001, 15000)] == [1, 1, 2, 15]  # 10 min at 25 fps: every 15th
+    cfg = AdaptConfig(sources=(), out="a.pt", base_id="x")  # at most 600 frames
+    assert [frame_stride_for(n, cfg) for n in (90, 600, 601, 15000)] == [1, 1, 2, 25]  # 10 min at 25 fps: one window in 25
     assert frame_stride_for(15000, replace(cfg, frame_stride=3)) == 3
 
 

@@ -164,3 +164,33 @@ def test_user_poses_and_backgrounds_are_used(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(InputError):
         generate(SynthConfig(kind="crops", n=1, poses=str(tmp_path / "bad.npz")), BodyConfig(), tmp_path / "x")
+
+
+def test_clip_without_visible_people_is_drawn_again(tmp_path, monkeypatch, capsys):
+    """A draw where nobody fits in the frame is retried from the next sub-seed; 20 empty draws are one error line."""
+    from lrpose.training import synth
+
+    cfg = SynthConfig(kind="video", n=1, width=160, height=120, fps=5, seconds=0.4, max_people=2, tex_size=16, seed=4)
+    real_draw, real_place, draws = synth._draw_clip, synth._place_on_ground, []
+
+    def counted(*a):
+        draws.append(1)
+        return real_draw(*a)
+
+    monkeypatch.setattr(synth, "_draw_clip", counted)
+    monkeypatch.setattr(synth, "_place_on_ground", lambda rng, cam: None if len(draws) <= 2 else real_place(rng, cam))
+    gt = synth.make_clip(cfg, BodyConfig(), 0, tmp_path)
+    k = len(draws) - 1  # the first two draws placed nobody (some later ones may place people out of sight)
+    assert 2 <= k < synth.CLIP_ATTEMPTS and gt["present"].any()
+    (tmp_path / "d").mkdir()
+    direct = real_draw(cfg, BodyConfig(), np.random.default_rng([4, 0, 1, k]), 0, tmp_path / "d")
+    assert np.array_equal(direct["boxes"], gt["boxes"]) and np.array_equal(direct["pose"], gt["pose"])  # that sub-seed's clip
+
+    draws.clear()
+    monkeypatch.setattr(synth, "_place_on_ground", lambda rng, cam: None)
+    code = main(["synth", "--kind", "video", "--n", "1", "--width", "160", "--height", "120", "--seconds", "0.4", "--fps", "5",
+                 "--tex-size", "16", "--out", str(tmp_path / "v")])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(draws) == synth.CLIP_ATTEMPTS == 20
+    assert len(err) == 1 and err[0].startswith("error: synthetic clip 0: no person was visible in 20 draws")
+    assert not list((tmp_path / "v").glob("clip_*"))  # no video and no ground truth left behind

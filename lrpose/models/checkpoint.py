@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lrpose import assets
-from lrpose.errors import AssetFormatError, InputError
+from lrpose.errors import AssetFormatError
 from lrpose.files import atomic_torch_save
 from lrpose.models import official
 from lrpose.models.official import from_official_key, spin_to_official_key
@@ -70,6 +70,8 @@ class NetInfo:
     """Body the weights were trained with ('smpl' for official/SPIN files), None if unknown."""
     parent_id: str | None = None
     """Temporal module: the RSC-Net checkpoint whose features phi it was trained on (it only fits that one)."""
+    path: str | None = None
+    """The file it was read from (None: untrained); an RSC-Net file may carry its own temporal module."""
 
 
 def same_weights(id_a: str, id_b: str) -> bool:
@@ -171,6 +173,12 @@ def load_strict(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path,
 def _read_ours(path: Path, module_cls: type) -> tuple[torch.nn.Module, dict]:
     """(module in eval mode, the file's dict) of one of our checkpoints of ``module_cls``'s format."""
     obj = read_weights_only(path)
+    return module_from(obj, path, module_cls), obj
+
+
+def module_from(obj: Any, path: Path | str, module_cls: type) -> torch.nn.Module:
+    """The network (eval mode) of one of our checkpoint dicts ``obj`` of ``module_cls``'s format (a whole
+    file's or one stored inside another file; ``path`` names it in errors); AssetFormatError otherwise."""
     fmt = FORMATS[module_cls]
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise AssetFormatError(f"{path} is not an lrpose {fmt.split('.')[1]} checkpoint")
@@ -195,7 +203,7 @@ def _read_ours(path: Path, module_cls: type) -> tuple[torch.nn.Module, dict]:
         regressor = {k.removeprefix("regressor."): v for k, v in sd.items()}
         module = module_cls(config, _mean_from_state(regressor, str(obj.get("mean_params"))))
     load_strict(module, sd, path)
-    return module.eval(), obj
+    return module.eval()
 
 
 def save(
@@ -206,13 +214,27 @@ def save(
     parent_id: str | None = None,
     meta: dict[str, Any] | None = None,
     train_state: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Write ``module`` as our self-describing checkpoint, atomically (temp file + rename), with the
     digest of its weights (``weights_sha256``) that loading verifies.
 
     ``parent_id``: for a temporal module, the RSC-Net checkpoint id it belongs to. ``train_state``
-    (step, optimizer, RNG, config, ...; plain tensors and numbers) makes the file resumable.
+    (step, optimizer, RNG, config, ...; plain tensors and numbers) makes the file resumable. ``extra``:
+    more top-level entries (an adapted RSC-Net's own temporal module, ``lrpose.models.temporal_choice``).
     """
+    atomic_torch_save(Path(path), {**payload_of(module, body_id, trained, parent_id, meta, train_state), **(extra or {})})
+
+
+def payload_of(
+    module: RSCNet | TemporalModule | TexGlo,
+    body_id: str | None,
+    trained: bool = True,
+    parent_id: str | None = None,
+    meta: dict[str, Any] | None = None,
+    train_state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The dict ``save`` writes for ``module`` (see the module doc)."""
     state_dict = module.state_dict()
     payload: dict[str, Any] = {
         "format": FORMATS[type(module)],
@@ -230,7 +252,7 @@ def save(
         payload["rscnet_id"] = parent_id
     if train_state is not None:
         payload["train_state"] = train_state
-    atomic_torch_save(Path(path), payload)
+    return payload
 
 
 def checkpoint_meta(path: Path) -> dict[str, Any]:
@@ -264,7 +286,7 @@ def load_rscnet(path: Path) -> tuple[RSCNet, NetInfo]:
     obj = read_weights_only(path)
     if isinstance(obj, dict) and obj.get("format") == FORMATS[RSCNet]:
         model, obj = _read_ours(path, RSCNet)
-        return model, NetInfo(_ident(path), "rscnet", "lrpose", bool(obj.get("trained", False)), obj.get("body_id"))
+        return model, NetInfo(_ident(path), "rscnet", "lrpose", bool(obj.get("trained", False)), obj.get("body_id"), path=str(path))
     sd = obj.get("model", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise AssetFormatError(f"{path}: not an lrpose, RSC-Net or SPIN checkpoint (no state dict of tensors found)")
@@ -279,7 +301,7 @@ def load_rscnet(path: Path) -> tuple[RSCNet, NetInfo]:
         allowed = {k for k in RSCNet(config, _mean_from_state(sd, "spin")).state_dict() if ".alphas." in k or k.startswith("projection.")}
     model = RSCNet(config, _mean_from_state(sd, source))
     load_strict(model, ours, path, allowed)
-    return model.eval(), NetInfo(_ident(path), "rscnet", source, True, "smpl")
+    return model.eval(), NetInfo(_ident(path), "rscnet", source, True, "smpl", path=str(path))
 
 
 def load_temporal(path: Path) -> tuple[TemporalModule, NetInfo]:
@@ -304,14 +326,14 @@ def default_mean_params(body: BodyModel) -> MeanParams:
     return load_mean_params(assets.resolve("standin_mean_params"))
 
 
-def _find(key: str, weights: Path | None) -> Path | None:
+def find_asset(key: str, weights: Path | None) -> Path | None:
     return assets.resolve(key, weights) if weights is not None else assets.locate(key).path
 
 
 def find_rscnet(weights: Path | None, body: BodyModel) -> tuple[RSCNet, NetInfo]:
     """The RSC-Net to use: ``weights`` if given (must exist), else the one the resolver finds, else an
     UNTRAINED model (seeded, ``trained=False``; callers must warn loudly)."""
-    path = _find("rscnet", weights)
+    path = find_asset("rscnet", weights)
     if path is not None:
         return load_rscnet(path)
     torch.manual_seed(UNTRAINED_SEED)
@@ -321,45 +343,8 @@ def find_rscnet(weights: Path | None, body: BodyModel) -> tuple[RSCNet, NetInfo]
 
 def find_texture(weights: Path | None) -> tuple[TexGlo, NetInfo]:
     """The texture network: ``weights``, else the resolver's, else an UNTRAINED seeded one (``trained=False``)."""
-    path = _find("texture", weights)
+    path = find_asset("texture", weights)
     if path is not None:
         return load_texture(path)
     torch.manual_seed(UNTRAINED_SEED)
     return TexGlo(TexGloConfig()).eval(), NetInfo(UNTRAINED_ID, "texture", "untrained", False, None)
-
-
-def temporal_mismatch(module: TemporalModule, info: NetInfo, rscnet: RSCNet, rscnet_info: NetInfo) -> str | None:
-    """Why a temporal module does not fit an RSC-Net (None when it does): it reads the features phi
-    of the one RSC-Net it was trained on, so the file contents must be the same."""
-    if same_weights(str(info.parent_id), rscnet_info.checkpoint_id) and module.config.feat_dim == rscnet.feature_dim:
-        return None
-    return f"{info.checkpoint_id.split(':')[0]} was trained on the features of {info.parent_id}, not of {rscnet_info.checkpoint_id}"
-
-
-@dataclass(frozen=True)
-class TemporalChoice:
-    """The temporal module a video run uses (``module`` None: per-frame results)."""
-
-    module: TemporalModule | None
-    info: NetInfo | None
-    line: str
-    """What runs, for the console and the outputs' ``temporal`` field."""
-    note: str | None = None
-    """Set when a found module was switched off because it belongs to another RSC-Net."""
-
-
-def find_temporal(weights: Path | None, rscnet: RSCNet, rscnet_info: NetInfo, enabled: bool = True) -> TemporalChoice:
-    """The temporal module for ``rscnet``: ``weights`` (must exist and fit: else InputError), else the
-    resolver's when it fits (else off, with a note), else none."""
-    if not enabled:
-        return TemporalChoice(None, None, "off (--no-temporal): per-frame results")
-    path = _find("temporal", weights)
-    if path is None:
-        return TemporalChoice(None, None, "off (no temporal checkpoint found): per-frame results")
-    module, info = load_temporal(path)
-    why = temporal_mismatch(module, info, rscnet, rscnet_info)
-    if why is not None:
-        if weights is not None:
-            raise InputError(f"--temporal-weights: {why}; train one for this RSC-Net with 'lrpose train temporal'")
-        return TemporalChoice(None, None, f"off ({why})", f"temporal module off: {why} (per-frame results)")
-    return TemporalChoice(module, info, f"GRU {info.checkpoint_id}" + ("" if info.trained else " (UNTRAINED)"))

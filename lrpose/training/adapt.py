@@ -19,7 +19,7 @@ import copy
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +35,28 @@ from lrpose.geometry import axis_angle_to_rotmat, weak_perspective_project
 from lrpose.io import FrameSource
 from lrpose.models.checkpoint import save
 from lrpose.models.rscnet import RSCNet
+from lrpose.models.temporal import TemporalModule
+from lrpose.models.temporal_choice import temporal_entry
 from lrpose.pipeline import Pipeline
 from lrpose.resolution import select_range
 from lrpose.training.adapt_data import AdaptBatches
 from lrpose.training.losses import FeatureQueue, basic_loss_parts, feature_loss, self_supervision_loss
 from lrpose.training.plumbing import RunFolder, config_json, resume_state
-from lrpose.training.pseudo import LabelFilter, LabelSet, check_enough, collect_video, load_collected, save_collected, settings_of, strided
+from lrpose.training.pseudo import (
+    LabelFilter,
+    LabelSet,
+    Sampling,
+    check_enough,
+    collect_video,
+    load_collected,
+    save_collected,
+    settings_of,
+    strided,
+)
 from lrpose.types import FrameResult
 
+TRACKS_PER_VIDEO = 1_000_000
+"""Track ids of video k of a run are offset by k times this (``LabelSet.track``)."""
 LOG_FIELDS = ("step", "loss", "basic", "synthetic", "ss", "cl", "labels", "seconds")
 
 
@@ -71,8 +85,12 @@ class AdaptConfig:
     queue_size: int = 1024
     tau: float = 0.1
     frame_stride: int = 0
-    """Use every k-th frame of a video; 0: the smallest k that keeps at most ``max_frames`` of it."""
-    max_frames: int = 1000
+    """Read one window of ``window`` frames in every k; 0: the smallest k that keeps at most ``max_frames`` of a video."""
+    window: int = 24
+    """Consecutive frames read together (1: single frames every k-th): tracks and temporal chunks see the real frame rate."""
+    max_frames: int = 600
+    """Frames read per video (with ``frame_stride`` 0). 600: a 10-minute clip adapts in about 22 min on 2 busy
+    cores with the default steps (``benchmarks/bench_adapt.py``; 30 min allows about 900)."""
     label_stride: int = 1
     max_labels: int = 6000
     min_labels: int = 64
@@ -86,8 +104,8 @@ class AdaptConfig:
     weights: dict[str, float] = field(default_factory=lambda: {"pose": 1.0, "betas": 0.001, "kp3d": 5.0, "kp2d": 5.0})
 
     def __post_init__(self) -> None:
-        check_minimums(self, steps=1, batch_size=2, synth_batch=0, frame_stride=0, max_frames=1, label_stride=1, max_labels=1, min_labels=1,
-                       min_heldout=1, ckpt_every=1, queue_size=1)  # fmt: skip
+        check_minimums(self, steps=1, batch_size=2, synth_batch=0, frame_stride=0, window=1, max_frames=1, label_stride=1, max_labels=1,
+                       min_labels=1, min_heldout=1, ckpt_every=1, queue_size=1)  # fmt: skip
         if not 0.05 <= self.val_fraction <= 0.5:
             raise InputError(f"--val-fraction must be between 0.05 and 0.5, got {self.val_fraction}")
         if not self.lr > 0:
@@ -192,10 +210,11 @@ class Adaptation:
 
 
 def fine_tune(cfg: AdaptConfig, job: Adaptation, progress: Callable[[int, int, dict], None] | None = None,
-              device: torch.device | None = None) -> dict:  # fmt: skip
+              device: torch.device | None = None, write: bool = True) -> dict:  # fmt: skip
     """Fine-tune ``job.model`` (resuming ``run_dir/last.pt`` when it exists), score the held-out part
     before and after, and write ``cfg.out`` unless the result is worse (``AdaptRefused``). Returns the
-    provenance stored in the checkpoint's ``meta["adapt"]``."""
+    provenance stored in the checkpoint's ``meta["adapt"]``; ``job.model`` is the adapted network
+    (CPU, eval mode). ``write`` False: not written yet (a temporal stage follows, ``write_adapted``)."""
     device = device or torch.device("cpu")
     _output_check(Path(cfg.out))
     model, body = job.model, job.body
@@ -250,8 +269,21 @@ def fine_tune(cfg: AdaptConfig, job: Adaptation, progress: Callable[[int, int, d
         raise AdaptRefused(
             f"the adapted network is worse on the held-out part ({why}; {scores}): {cfg.out} not written (run kept in {job.run_dir})"
         )
-    save(Path(cfg.out), model, body.body_id, trained=True, meta={"adapt": provenance, "steps": cfg.steps})
+    job.model = model
+    if write:
+        write_adapted(Path(cfg.out), model, body.body_id, provenance)
     return provenance
+
+
+def write_adapted(out: Path, model: RSCNet, body_id: str, provenance: dict, temporal: TemporalModule | None = None,
+                  temporal_provenance: dict | None = None) -> None:  # fmt: skip
+    """Write the adapted RSC-Net (atomically) with its provenance in ``meta["adapt"]`` and, when given, its
+    own adapted temporal module inside the same file (``temporal_choice.temporal_entry``; provenance
+    also under ``meta["adapt"]["temporal"]``)."""
+    _output_check(out)
+    prov = {**provenance, "temporal": temporal_provenance} if temporal is not None else provenance
+    extra = temporal_entry(temporal, model, body_id, {"adapt_temporal": temporal_provenance or {}}) if temporal is not None else None
+    save(out, model, body_id, trained=True, meta={"adapt": prov, "steps": provenance["steps"]}, extra=extra)
 
 
 def gather(sources: list[Path], pipeline: Pipeline, cfg: AdaptConfig, run_dir: Path,
@@ -267,24 +299,27 @@ def gather(sources: list[Path], pipeline: Pipeline, cfg: AdaptConfig, run_dir: P
         source = FrameSource(src)
         digest = assets.file_digest(src)
         stride = frame_stride_for(source.frame_count, cfg)
-        settings = settings_of(cfg.filter, frame_stride=stride, label_stride=cfg.label_stride, val_fraction=cfg.val_fraction,
+        sampling = Sampling(stride, cfg.window)
+        settings = settings_of(cfg.filter, frame_stride=stride, window=cfg.window, label_stride=cfg.label_stride,
+                               val_fraction=cfg.val_fraction,
                                base=cfg.base_id, size=size, refiner=repr(pipeline.refiner and pipeline.refiner.config))  # fmt: skip
         cache = run_dir / f"labels_{digest}.npz"
         found = load_collected(cache, settings)
         if found is None:
             if not source.frame_count:
                 raise InputError(f"{src}: the container does not say how long the video is; re-encode it (e.g. ffmpeg -i in out.mp4)")
-            found = collect_video(_runner(pipeline, source, stride, src.name, progress), source.frame_count, stride,
+            found = collect_video(_runner(pipeline, source, sampling, src.name, progress), source.frame_count, sampling,
                                   cfg.val_fraction, size, source.width, source.height, cfg.filter, cfg.label_stride,
-                                  gap=_gap(source, stride, cfg.val_fraction))  # fmt: skip
+                                  gap=_gap(source, sampling, cfg.val_fraction))  # fmt: skip
             if source.error:
                 raise InputError(f"{src}: {source.error}")
             save_collected(cache, found, settings)
-        trains.append(found.train)
-        helds.append(found.heldout)
+        offset = np.int32(len(videos) * TRACKS_PER_VIDEO)  # track ids of different videos never meet
+        trains.append(replace(found.train, track=found.train.track + offset))
+        helds.append(replace(found.heldout, track=found.heldout.track + offset))
         total.update(found.counts)
-        videos.append({"name": src.name, "sha256_10": digest, "frames": source.frame_count, "fps": source.fps, "frame_stride": stride,
-                       **found.counts})  # fmt: skip
+        videos.append({"name": src.name, "sha256_10": digest, "frames": source.frame_count, "fps": source.fps,
+                       "frame_stride": stride, "window": cfg.window, **found.counts})  # fmt: skip
     check_enough(dict(total), cfg.min_labels, cfg.min_heldout)
     labels = LabelSet.concat(trains, size)
     if len(labels) > cfg.max_labels:  # evenly over time, not at random: neighbouring frames look alike
@@ -298,18 +333,20 @@ def frame_stride_for(frame_count: int, cfg: AdaptConfig) -> int:
     return cfg.frame_stride or max(1, -(-frame_count // cfg.max_frames))
 
 
-def _gap(source: FrameSource, stride: int, val_fraction: float) -> int:
-    """Strided frames before the held-out part used for neither part: 1 s, at most a fifth of the training part."""
-    split = (1.0 - val_fraction) * source.frame_count / stride
-    return int(min(round(source.fps / stride), split // 5))
+def _gap(source: FrameSource, sampling: Sampling, val_fraction: float) -> int:
+    """Read frames just before the held-out part used for neither part: those of its last second, at most a fifth of the training part."""
+    split_source = int(np.floor((1.0 - val_fraction) * source.frame_count))
+    split = sampling.kept_before(split_source)
+    return int(min(split - sampling.kept_before(max(split_source - round(source.fps), 0)), split // 5))
 
 
-def _runner(pipeline: Pipeline, source: FrameSource, stride: int, name: str, progress: Callable[[str, int, int], None] | None):  # noqa: ANN202
-    """``run_frames()`` for ``collect_video``: the pipeline over every ``stride``-th frame, reporting progress."""
+def _runner(pipeline: Pipeline, source: FrameSource, sampling: Sampling, name: str,
+            progress: Callable[[str, int, int], None] | None):  # noqa: ANN202  # fmt: skip
+    """``run_frames()`` for ``collect_video``: the pipeline over the frames ``sampling`` keeps, reporting progress."""
 
     def run() -> Iterator[FrameResult]:
-        total = max(source.frame_count // stride, 1)
-        for k, result in enumerate(pipeline.run(strided(iter(source), stride), source.fps / stride)):
+        total = max(sampling.kept_before(source.frame_count), 1)
+        for k, result in enumerate(pipeline.run(strided(iter(source), sampling), sampling.fps(source.fps))):
             if progress is not None:
                 progress(name, k + 1, total)
             yield result

@@ -208,7 +208,8 @@ def evaluate_temporal_run(
     """Per-frame RSC-Net vs the temporal module on the clips (or features ``.npz``) in ``data``:
     ``{"per-frame (RSC-Net)": metrics, "temporal (GRU)": metrics}`` (mm; accel in mm/frame^2)."""
     from lrpose.errors import InputError
-    from lrpose.models.checkpoint import load_rscnet, load_temporal, temporal_mismatch
+    from lrpose.models.checkpoint import load_rscnet, load_temporal
+    from lrpose.models.temporal_choice import temporal_mismatch
     from lrpose.training.sequences import features_for
     from lrpose.training.temporal import evaluate_temporal
 

@@ -66,6 +66,9 @@ class LabelSet:
     """(N,) float32 person box height in source pixels."""
     frame: np.ndarray
     """(N,) int32 source frame index."""
+    track: np.ndarray
+    """(N,) int32 track id (unique over the videos of a run once ``gather`` has joined them): with ``frame``
+    it orders a person's labels into sequences for the temporal module (``lrpose.training.adapt_temporal``)."""
 
     @staticmethod
     def empty(size: int) -> LabelSet:
@@ -92,7 +95,7 @@ class LabelSet:
 
 def _SHAPES(size: int) -> list[tuple[tuple[int, ...], type]]:  # noqa: N802  (a table)
     return [((0, size, size, 3), np.uint8), ((0,), np.int32), ((0, 72), np.float32), ((0, 10), np.float32), ((0, 3), np.float32),
-            ((0, 17, 3), np.float32), ((0,), np.float32), ((0,), np.int32)]  # fmt: skip
+            ((0, 17, 3), np.float32), ((0,), np.float32), ((0,), np.int32), ((0,), np.int32)]  # fmt: skip
 
 
 def rejection(p: PoseEstimate, width: int, height: int, flt: LabelFilter) -> str | None:
@@ -136,7 +139,7 @@ def _record(p: PoseEstimate, image: np.ndarray, size: int) -> dict[str, np.ndarr
     return {
         "crops": crop, "native": np.int32(sq.side), "pose": p.pose.astype(np.float32), "betas": p.betas.astype(np.float32),
         "cam": p.pred_cam.astype(np.float32), "keypoints": kp, "height": np.float32(p.box_xyxy[3] - p.box_xyxy[1]),
-        "frame": np.int32(p.frame_index),
+        "frame": np.int32(p.frame_index), "track": np.int32(p.track_id),
     }  # fmt: skip
 
 
@@ -212,26 +215,52 @@ class Collector:
         return Collected(_stack(self.labels, self.size), _stack(self.heldout, self.size), dict(self.counts))
 
 
-def strided(frames: Iterator[Frame], stride: int) -> Iterator[Frame]:
-    """Every ``stride``-th frame, renumbered 0, 1, ... (the tracker sees a video at fps / stride;
-    source frame = index x stride)."""
-    for k, frame in enumerate(f for f in frames if f.index % stride == 0):
+@dataclass(frozen=True)
+class Sampling:
+    """Which frames of a video the pseudo-labelling reads: windows of ``window`` consecutive frames,
+    one window in every ``stride`` (``window`` 1: every ``stride``-th frame). Kept frames are
+    renumbered 0, 1, ... (the tracker's timeline); within a window people move as at the source's
+    frame rate, so tracks and the temporal stage's chunks see real motion."""
+
+    stride: int = 1
+    window: int = 1
+
+    def keeps(self, f: int) -> bool:
+        return (f // self.window) % self.stride == 0
+
+    def source(self, k: np.ndarray) -> np.ndarray:
+        """Source frame indices of renumbered frames ``k`` (same shape and dtype)."""
+        return (k // self.window) * self.window * self.stride + k % self.window
+
+    def kept_before(self, s: int) -> int:
+        """How many source frames before frame ``s`` are read (the renumbered index of the first at or after it)."""
+        period = self.window * self.stride
+        return (s // period) * self.window + min(s % period, self.window)
+
+    def fps(self, source_fps: float) -> float:
+        """The frame rate the tracker sees: the source's inside windows, ``source_fps / stride`` for single frames."""
+        return source_fps if self.window > 1 else source_fps / self.stride
+
+
+def strided(frames: Iterator[Frame], sampling: Sampling) -> Iterator[Frame]:
+    """The frames ``sampling`` keeps, renumbered 0, 1, ... (source frame = ``sampling.source(index)``)."""
+    for k, frame in enumerate(f for f in frames if sampling.keeps(f.index)):
         yield Frame(k, frame.image, frame.time_s)
 
 
-def collect_video(run_frames: Callable[[], Iterator[FrameResult]], frame_count: int, stride: int, val_fraction: float, size: int,
-                  width: int, height: int, flt: LabelFilter, label_stride: int, gap: int = 0) -> Collected:  # fmt: skip
-    """Pseudo-labels of one video: ``run_frames()`` streams the pipeline's results over its frames
-    taken every ``stride``-th (renumbered); the held-out part starts at ``(1 - val_fraction)`` of
-    ``frame_count`` source frames, the ``gap`` (strided) frames before it are used for neither.
+def collect_video(run_frames: Callable[[], Iterator[FrameResult]], frame_count: int, sampling: Sampling, val_fraction: float,
+                  size: int, width: int, height: int, flt: LabelFilter, label_stride: int, gap: int = 0) -> Collected:  # fmt: skip
+    """Pseudo-labels of one video: ``run_frames()`` streams the pipeline's results over the frames
+    ``sampling`` keeps (renumbered); the held-out part starts at ``(1 - val_fraction)`` of
+    ``frame_count`` source frames, the ``gap`` (renumbered) frames before it are used for neither.
     Frame indices in the result are source frames."""
-    split = int(np.floor((1.0 - val_fraction) * frame_count / stride))
+    split = sampling.kept_before(int(np.floor((1.0 - val_fraction) * frame_count)))
     collector = Collector(split, size, width, height, flt, label_stride, gap)
     for result in run_frames():
         collector.feed(result)
     out = collector.finish()
-    out.train.frame *= stride
-    out.heldout.frame *= stride
+    out.train.frame = sampling.source(out.train.frame)
+    out.heldout.frame = sampling.source(out.heldout.frame)
     return out
 
 

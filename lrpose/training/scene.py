@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from lrpose.body import BodyModel
 from lrpose.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 from lrpose.render import Fragments, interpolate, lambert, pixel_normals, project_to_screen, rasterize, sample_texture
-from lrpose.training.appearance import Lighting, Outfit, paint_texture, sample_outfit, uv_region_map, vertex_regions
+from lrpose.training.appearance import Lighting, Outfit, background, paint_texture, sample_outfit, uv_region_map, vertex_regions
 
 
 def rot_x(theta: float) -> np.ndarray:
@@ -190,3 +192,30 @@ def project_points(points: torch.Tensor, focal_px: float, center_px: np.ndarray)
     """(..., 3) camera-frame points -> (..., 2) pixels."""
     p = points.numpy()
     return focal_px * p[..., :2] / np.maximum(p[..., 2:], 1e-6) + center_px
+
+
+def ground_backdrop(rng: np.random.Generator, cam: CameraSpec, bgs: list[Path]) -> np.ndarray:
+    """(H, W, 3) uint8 background (``bgs``: the user's photos, else generated) with a textured ground plane
+    seen by ``cam`` in perspective (paving, markings) below the horizon (``lrpose synth --kind video``)."""
+    w, h = cam.width, cam.height
+    img = background(rng, h, w, bgs).astype(np.float32)
+    size, metres = 1024, 60.0
+    base = rng.uniform(70, 170)
+    ground = base + 12 * cv2.resize(rng.normal(0, 1, (32, 32)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    ground = np.repeat(ground[..., None], 3, 2) * rng.uniform(0.85, 1.15, 3)
+    tile = int(rng.integers(20, 60))
+    ground[::tile] *= 0.75
+    ground[:, ::tile] *= 0.75
+    for _ in range(int(rng.integers(0, 4))):
+        x = int(rng.integers(0, size))
+        ground[:, x : x + 6] = 230.0
+    m = metres / size
+    a = np.array([[m, 0, -metres / 2], [0, m, -metres - 0.5], [0, 0, 1]])  # texture px -> ground (X, Z), Z < 0 in front
+    r = cam.r_cw
+    c = np.array([0.0, cam.height_m, 0.0])
+    k = np.array([[cam.focal_px, 0, cam.center_px[0]], [0, cam.focal_px, cam.center_px[1]], [0, 0, 1]])
+    hom = k @ np.stack([r[:, 0], r[:, 2], -r @ c], 1) @ a
+    warped = cv2.warpPerspective(ground.clip(0, 255).astype(np.float32), hom, (w, h), flags=cv2.INTER_AREA)
+    inside = cv2.warpPerspective(np.ones((size, size), np.float32), hom, (w, h)) > 0.5
+    img[inside] = warped[inside]
+    return img.clip(0, 255).astype(np.uint8)

@@ -21,7 +21,6 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -38,6 +37,7 @@ from lrpose.training.scene import (
     BodyContext,
     CameraSpec,
     Posed,
+    ground_backdrop,
     pose_in_camera,
     project_points,
     render_people,
@@ -189,32 +189,6 @@ def make_crops_shard(cfg: SynthConfig, body_cfg: BodyConfig, shard: int) -> dict
     return arrays
 
 
-def _ground_backdrop(rng: np.random.Generator, cam: CameraSpec, bgs: list[Path]) -> np.ndarray:
-    """Background with a textured ground plane seen in perspective (paving, markings) below the horizon."""
-    w, h = cam.width, cam.height
-    img = background(rng, h, w, bgs).astype(np.float32)
-    size, metres = 1024, 60.0
-    base = rng.uniform(70, 170)
-    ground = base + 12 * cv2.resize(rng.normal(0, 1, (32, 32)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
-    ground = np.repeat(ground[..., None], 3, 2) * rng.uniform(0.85, 1.15, 3)
-    tile = int(rng.integers(20, 60))
-    ground[::tile] *= 0.75
-    ground[:, ::tile] *= 0.75
-    for _ in range(int(rng.integers(0, 4))):
-        x = int(rng.integers(0, size))
-        ground[:, x : x + 6] = 230.0
-    m = metres / size
-    a = np.array([[m, 0, -metres / 2], [0, m, -metres - 0.5], [0, 0, 1]])  # texture px -> ground (X, Z), Z < 0 in front
-    r = cam.r_cw
-    c = np.array([0.0, cam.height_m, 0.0])
-    k = np.array([[cam.focal_px, 0, cam.center_px[0]], [0, cam.focal_px, cam.center_px[1]], [0, 0, 1]])
-    hom = k @ np.stack([r[:, 0], r[:, 2], -r @ c], 1) @ a
-    warped = cv2.warpPerspective(ground.clip(0, 255).astype(np.float32), hom, (w, h), flags=cv2.INTER_AREA)
-    inside = cv2.warpPerspective(np.ones((size, size), np.float32), hom, (w, h)) > 0.5
-    img[inside] = warped[inside]
-    return img.clip(0, 255).astype(np.uint8)
-
-
 def _place_on_ground(rng: np.random.Generator, cam: CameraSpec) -> np.ndarray | None:
     """World ground point (3,) where a person appears 24-200 px tall inside the frame, or None."""
     r_wc = cam.r_cw.T
@@ -298,10 +272,32 @@ def _render_clip(ctx: BodyContext, cam, posed: Posed, people: list, light, backd
     return {**gt, "pixels": pixels, "present": pixels > 0}
 
 
+CLIP_ATTEMPTS = 20
+"""Sub-seeds a clip tries before giving up when its draws leave nobody visible (see ``make_clip``)."""
+
+
 def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path) -> dict[str, np.ndarray]:
-    """Render one clip to ``out_dir/clip_XXXXX.mp4``; return its ground truth arrays."""
+    """Render one clip to ``out_dir/clip_XXXXX.mp4``; return its ground truth arrays.
+
+    A draw can leave nobody visible (no ground point where a person fits in the frame, or every
+    person behind the camera or out of the picture): the clip is then drawn again from the next
+    sub-seed (``[seed, index, 1, k]``, k = 1 .. ``CLIP_ATTEMPTS`` - 1; the first draw uses
+    ``[seed, index, 1]``), and after ``CLIP_ATTEMPTS`` empty draws it is an InputError."""
+    for attempt in range(CLIP_ATTEMPTS):
+        sub = [cfg.seed, index, 1] if attempt == 0 else [cfg.seed, index, 1, attempt]
+        gt = _draw_clip(cfg, body_cfg, np.random.default_rng(sub), index, out_dir)
+        if gt is not None:
+            return gt
+    (out_dir / f"clip_{index:05d}.mp4").unlink(missing_ok=True)  # the last empty draw's video: nothing half-written
+    raise InputError(
+        f"synthetic clip {index}: no person was visible in {CLIP_ATTEMPTS} draws (seed {cfg.seed}); "
+        f"try another --seed, a larger --width/--height or another --pitch"
+    )
+
+
+def _draw_clip(cfg: SynthConfig, body_cfg: BodyConfig, rng: np.random.Generator, index: int, out_dir: Path) -> dict[str, np.ndarray] | None:
+    """One draw of clip ``index`` from ``rng``: its ground truth (video written), None when nobody is visible in any frame."""
     ctx, bgs, user = _context(cfg, body_cfg)
-    rng = np.random.default_rng([cfg.seed, index, 1])
     scene = rng if cfg.scene_seed is None else np.random.default_rng([cfg.scene_seed, 0, 2])  # one camera for every clip
     cam = sample_camera(scene, cfg.width, cfg.height)
     if cfg.pitch_deg is not None:
@@ -309,6 +305,8 @@ def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path)
     frames = max(1, int(round(cfg.seconds * cfg.fps)))
     starts = [p for p in (_place_on_ground(rng, cam) for _ in range(int(rng.integers(1, cfg.max_people + 1)))) if p is not None]
     n = len(starts)
+    if n == 0:
+        return None
     people = [sample_person(ctx, rng) for _ in range(n)]
     motions = [sample_motion(rng) for _ in range(n)]
     yaw0 = rng.uniform(0, 2 * math.pi, n)
@@ -318,8 +316,10 @@ def make_clip(cfg: SynthConfig, body_cfg: BodyConfig, index: int, out_dir: Path)
     light = sample_lighting(scene)
     if cfg.light != 1.0:
         light = replace(light, ambient=light.ambient * cfg.light, intensity=light.intensity * cfg.light)
-    backdrop = _ground_backdrop(scene, cam, bgs)
+    backdrop = ground_backdrop(scene, cam, bgs)
     gt = _render_clip(ctx, cam, posed, people, light, backdrop, out_dir / f"clip_{index:05d}.mp4", cfg.fps)
+    if not gt["present"].any():
+        return None
     result = {
         **gt,
         "track_ids": np.arange(n, dtype=np.int32),
