@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from lrpose.resolution import NUM_RANGES
+from lrpose.models.alpha_rows import AlphaRows, alpha_rows
 
 STAGES = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}
 
@@ -76,7 +76,7 @@ class ResolutionAwareStage(nn.Module):
             downsample = nn.Sequential(nn.Conv2d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm2d(out_planes))
         layers = [block(in_planes, planes, stride, downsample)] + [block(out_planes, planes) for _ in range(blocks - 1)]
         self.hmr_layer = nn.ModuleList(layers)
-        self.alphas = nn.ParameterDict({str(p): nn.Parameter(torch.ones(blocks, 1, 1, 1, 1)) for p in range(NUM_RANGES)})
+        self.alphas = alpha_rows(blocks)
         self.out_planes = out_planes
 
     def forward(self, x: torch.Tensor, range_index: int) -> torch.Tensor:
@@ -86,7 +86,7 @@ class ResolutionAwareStage(nn.Module):
         return x
 
 
-class ResolutionAwareResNet(nn.Module):
+class ResolutionAwareResNet(AlphaRows, nn.Module):
     """Backbone: (B, 3, S, S) ImageNet-normalised crops + one range index -> (B, C, S/32, S/32) features.
 
     ``depth`` 50 (bottleneck, C = 2048, the paper's) or 18/34 (basic blocks, C = 512).
@@ -119,20 +119,11 @@ class ResolutionAwareResNet(nn.Module):
     def stages(self) -> list[ResolutionAwareStage]:
         return [self.layer1, self.layer2, self.layer3, self.layer4]
 
+    def alpha_dicts(self) -> list[nn.ParameterDict]:
+        return [stage.alphas for stage in self.stages()]
+
     def forward(self, x: torch.Tensor, range_index: int) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for stage in self.stages():
             x = stage(x, range_index)
         return x
-
-    def copy_alpha_row(self, src: int, dst: int) -> None:
-        """Initialise range ``dst``'s alphas from range ``src`` (progressive training)."""
-        with torch.no_grad():
-            for stage in self.stages():
-                stage.alphas[str(dst)].copy_(stage.alphas[str(src)])
-
-    def set_alphas_trainable(self, trainable: bool) -> None:
-        """Freeze the alphas (at their values) for the non-resolution-aware baseline."""
-        for stage in self.stages():
-            for p in stage.alphas.values():
-                p.requires_grad_(trainable)

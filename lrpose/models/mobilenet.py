@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lrpose.resolution import NUM_RANGES
+from lrpose.models.alpha_rows import AlphaRows, alpha_rows
 
 # (expansion t, output channels c, repeats n, first stride s): MobileNetV2 (Sandler et al. 2018), Table 2
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -52,7 +52,7 @@ class InvertedResidual(nn.Module):
         return x + alpha * self.conv(x)
 
 
-class ResolutionAwareMobileNetV2(nn.Module):
+class ResolutionAwareMobileNetV2(AlphaRows, nn.Module):
     """Backbone: (B, 3, S, S) ImageNet-normalised crops + one range index -> (B, 1280, S/32, S/32) features."""
 
     def __init__(self) -> None:
@@ -68,7 +68,7 @@ class ResolutionAwareMobileNetV2(nn.Module):
         self.residual_blocks = [k for k, b in enumerate(blocks) if isinstance(b, InvertedResidual) and b.residual]
         """Indices into ``features`` of the alpha-scaled blocks (10 for MobileNetV2)."""
         n_res = len(self.residual_blocks)
-        self.alphas = nn.ParameterDict({str(p): nn.Parameter(torch.ones(n_res, 1, 1, 1, 1)) for p in range(NUM_RANGES)})
+        self.alphas = alpha_rows(n_res)
         self.out_channels = LAST
         for m in self.modules():  # torchvision's initialisation (used only when no pretrained weights are loaded)
             if isinstance(m, nn.Conv2d):
@@ -87,16 +87,6 @@ class ResolutionAwareMobileNetV2(nn.Module):
             else:
                 x = block(x)
         return x
-
-    def copy_alpha_row(self, src: int, dst: int) -> None:
-        """Initialise range ``dst``'s alphas from range ``src`` (progressive training)."""
-        with torch.no_grad():
-            self.alphas[str(dst)].copy_(self.alphas[str(src)])
-
-    def set_alphas_trainable(self, trainable: bool) -> None:
-        """Freeze the alphas (at their values) for the non-resolution-aware baseline."""
-        for p in self.alphas.values():
-            p.requires_grad_(trainable)
 
 
 # flat layout (every layer numbered in one Sequential: conv, bn, relu6, conv, bn, relu6, conv, bn) -> nested names

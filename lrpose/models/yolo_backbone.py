@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lrpose.resolution import NUM_RANGES
+from lrpose.models.alpha_rows import AlphaRows, alpha_rows
 
 READ_CHANNELS = 32
 READ_GRID = 4
@@ -172,7 +172,7 @@ N_RESIDUAL = 13
 """Alpha-scaled residual branches: 1+1+2+2 in the backbone's C3k2 blocks, 2 in the PSA block, 1+1+1+2 in the neck."""
 
 
-class ResolutionAwareYoloPose(nn.Module):
+class ResolutionAwareYoloPose(AlphaRows, nn.Module):
     """Backbone: (B, 3, S, S) crops in [0, 1] RGB (S a multiple of 32) + one range index -> (B, 1984, 1, 1).
 
     Unlike the ImageNet backbones this one expects plain [0, 1] pixels, as the detector was trained on;
@@ -189,7 +189,7 @@ class ResolutionAwareYoloPose(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.layers = _layers()
-        self.alphas = nn.ParameterDict({str(p): nn.Parameter(torch.ones(N_RESIDUAL, 1, 1, 1, 1)) for p in range(NUM_RANGES)})
+        self.alphas = alpha_rows(N_RESIDUAL)
         self.standardize = nn.ModuleList([nn.BatchNorm2d(c, affine=False) for c in LEVELS])
         self.readout = nn.ModuleList([Conv(c, READ_CHANNELS) for c in LEVELS])
         self.out_channels = len(LEVELS) * READ_CHANNELS * READ_GRID**2 + sum(LEVELS)
@@ -231,16 +231,6 @@ class ResolutionAwareYoloPose(nn.Module):
         grids = [std(g) for g, std in zip(grids, self.standardize, strict=True)]
         feats = [read(g).flatten(1) for g, read in zip(grids, self.readout, strict=True)]
         return self.norm(torch.cat(feats + [g.mean(dim=(2, 3)) for g in grids], 1))
-
-    def copy_alpha_row(self, src: int, dst: int) -> None:
-        """Initialise range ``dst``'s alphas from range ``src`` (progressive training)."""
-        with torch.no_grad():
-            self.alphas[str(dst)].copy_(self.alphas[str(src)])
-
-    def set_alphas_trainable(self, trainable: bool) -> None:
-        """Freeze the alphas (at their values) for the non-resolution-aware baseline."""
-        for p in self.alphas.values():
-            p.requires_grad_(trainable)
 
     def pretrained_parameters(self) -> list[nn.Parameter]:
         """The detector's own weights (what ``--freeze-backbone`` keeps fixed)."""
