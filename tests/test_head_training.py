@@ -69,3 +69,13 @@ def test_cached_run_trains_the_head_only_and_resumes_exactly(tiny_data, tmp_path
     assert all(float(v.min()) == 1.0 == float(v.max()) for k, v in a.items() if ".alphas." in k)
     with (tmp_path / "whole" / "train_log.csv").open() as f:
         assert [r["step"] for r in csv.DictReader(f)] == ["1", "2", "3", "4"]
+
+
+def test_a_cached_pass_covers_every_mixed_folder(tiny_data):  # noqa: F811
+    from lrpose.training.data import MixedDataset
+    from lrpose.training.head import samples_per_pass
+
+    one = SyntheticCrops(tiny_data)
+    assert samples_per_pass(one) == len(one)
+    mixed = MixedDataset([one, one, one], [1.0, 1.0, 1.0])
+    assert len(mixed) == len(one) and samples_per_pass(mixed) == 3 * len(one)

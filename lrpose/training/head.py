@@ -65,6 +65,13 @@ def cache_grids(
     return cache
 
 
+def samples_per_pass(data: torch.utils.data.Dataset) -> int:
+    """Samples in one pass over ``data``: every sample of every mixed dataset (a ``MixedDataset``'s own length is
+    its largest part's, which would cache only that many of several folders)."""
+    parts = getattr(data, "datasets", None)
+    return sum(len(d) for d in parts) if parts else len(data)
+
+
 def cached_batch(cache: dict, index: torch.Tensor) -> dict:
     """The samples ``index`` of a cache as a training batch (``grids`` (B, V, D) float32, labels, ``ranges`` (V,))."""
     batch = {k: cache[k][index] for k in (*LABELS, "grids")}
@@ -110,7 +117,7 @@ def train_cached(cfg, body, resume: Path | None = None, progress: Callable[[int,
     aug = AugmentConfig(cctv=CCTVConfig() if cfg.cctv else None)
     every_range = list(range(NUM_RANGES))
     batches = StepBatches(data, cfg.batch_size, cfg.seed, model.config.input_size, lambda t: every_range, aug)
-    n_batches = cfg.cached_passes * -(-len(data) // cfg.batch_size)
+    n_batches = cfg.cached_passes * -(-samples_per_pass(data) // cfg.batch_size)
     cache = cache_grids(model, batches, n_batches, Path(cfg.out) / "grids.pt")
     model.train()
     optim = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
