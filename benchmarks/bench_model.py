@@ -18,7 +18,9 @@ from lrpose.models.regressor import MeanParams
 from lrpose.models.rscnet import RSCNet, RSCNetConfig
 
 CASES = [("resnet", 50, 224), ("resnet", 34, 128), ("resnet", 18, 128), ("resnet", 18, 96), ("resnet", 18, 64),
-         ("mobilenetv2", 0, 64), ("mobilenetv2", 0, 96), ("mobilenetv2", 0, 128)]  # fmt: skip
+         ("mobilenetv2", 0, 64), ("mobilenetv2", 0, 96), ("mobilenetv2", 0, 128),
+         ("yolopose", 0, 64), ("yolopose", 0, 96), ("yolopose", 0, 128)]  # fmt: skip
+NAMES = {"mobilenetv2": "MobileNetV2", "yolopose": "YOLO11n-pose"}
 BATCHES = [1, 8, 32]
 
 
@@ -41,7 +43,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--cpu-time", action="store_true", help="per CPU-second of this process (use with --threads 1 on a busy machine)")
-    ap.add_argument("--only", choices=["resnet", "mobilenetv2"], default=None, help="one backbone family")
+    ap.add_argument("--only", choices=["resnet", "mobilenetv2", "yolopose"], default=None, help="one backbone family")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     mean = MeanParams(np.zeros(144, np.float32), np.zeros(10, np.float32), np.array([0.9, 0, 0], np.float32), "bench")
@@ -53,7 +55,7 @@ def main() -> None:
         if args.only and backbone != args.only:
             continue
         net = RSCNet(RSCNetConfig(backbone=backbone, depth=depth or 50, input_size=size), mean).eval()
-        name = f"ResNet-{depth}" if backbone == "resnet" else "MobileNetV2"
+        name = f"ResNet-{depth}" if backbone == "resnet" else NAMES[backbone]
         params = sum(p.numel() for p in net.parameters()) / 1e6
         rates = [crops_per_second(net, size, b, args.seconds, args.cpu_time) for b in BATCHES]
         print(f"| {name} | {size} | {params:.1f} | " + " | ".join(f"{r:.1f}" for r in rates) + " |", flush=True)
