@@ -285,7 +285,7 @@ def load_rscnet(path: Path) -> tuple[RSCNet, NetInfo]:
     path = Path(path)
     obj = read_weights_only(path)
     if isinstance(obj, dict) and obj.get("format") == FORMATS[RSCNet]:
-        model, obj = _read_ours(path, RSCNet)
+        model = module_from(obj, path, RSCNet)  # the file is already read: not again through _read_ours
         return model, NetInfo(_ident(path), "rscnet", "lrpose", bool(obj.get("trained", False)), obj.get("body_id"), path=str(path))
     sd = obj.get("model", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):

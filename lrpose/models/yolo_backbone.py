@@ -16,7 +16,7 @@ by a 1x1 conv + SiLU to ``READ_CHANNELS``, then flattened and concatenated with 
 and layer-normalised. Before that each level's channels are standardised (batch norm without scale and
 shift, its running statistics learnt in training): a neck channel's offset (means -0.3 to 2.3) is up
 to ten times its variation across people (std ~0.2), so without it phi was nearly the same vector for
-every person and the regressor stayed at the mean pose (head-only training on 4096 crops: PA-MPJPE
+every person and the regressor stayed at the mean pose (head-only training on 2,048 crops: PA-MPJPE
 150 mm and facing 0.45-0.70 after 1000 steps, where a ridge regression on the standardised grids
 reached 104 mm and 0.72). Output (B, D, 1, 1), D = 3 * READ_CHANNELS *
 READ_GRID**2 + 448 = 1984 (so that ``RSCNet``'s global pool is the identity).
@@ -182,9 +182,9 @@ class ResolutionAwareYoloPose(AlphaRows, nn.Module):
     input_mean = (0.485, 0.456, 0.406)
     input_std = (0.229, 0.224, 0.225)
     fresh_prefixes = ("alphas.", "standardize.", "readout.", "norm.")
+    """Parameters a converted detector file does not hold (they start fresh)."""
     grid = READ_GRID
     level_channels = LEVELS
-    """Parameters a converted detector file does not hold (they start fresh)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -35,7 +35,8 @@ def cacheable(model: RSCNet) -> str | None:
     bb = model.backbone
     if not hasattr(bb, "grids"):
         return f"--cached-passes needs a backbone with a fixed part and a readout (yolopose), not '{model.config.backbone}'"
-    fixed = [n for n, p in bb.named_parameters() if p.requires_grad and not n.startswith(("readout.", "norm."))]
+    head = tuple(prefix for prefix in bb.fresh_prefixes if prefix != "alphas.")  # what trains on the cache
+    fixed = [n for n, p in bb.named_parameters() if p.requires_grad and not n.startswith(head)]
     if fixed:
         return f"--cached-passes needs --freeze-backbone (trainable backbone weights: {fixed[0]}, ...)"
     return None
