@@ -173,13 +173,18 @@ class Located:
     searched: tuple[str, ...]
 
 
-def file_digest(path: Path) -> str:
-    """First 10 hex digits of the file's SHA-256: the content part of body and checkpoint ids."""
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of the file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:10]
+    return h.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """First 10 hex digits of the file's SHA-256: the content part of body and checkpoint ids."""
+    return file_sha256(path)[:10]
 
 
 def shipped_dirs() -> list[Path]:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lrpose.assets import file_sha256
 from lrpose.errors import AssetFormatError, InputError, LrposeError
 
 RUNTIMES = ("auto", "openvino", "onnx", "torch")
@@ -129,20 +130,11 @@ def cache_root() -> Path:
     return base / "lrpose" / "yolo"
 
 
-def _sha256(path: Path) -> str:
-    """Hex SHA-256 of the file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def cache_key(weights: Path, fmt: str, imgsz: int) -> dict:
     """What an export depends on: the checkpoint's bytes, the format, the export size and the versions
     of the packages that write and read it."""
     packages = ("ultralytics", "torch", *_PACKAGES[fmt])
-    return {"sha256": _sha256(weights), "format": fmt, "imgsz": imgsz, "versions": {p: _version(p) for p in packages}}
+    return {"sha256": file_sha256(weights), "format": fmt, "imgsz": imgsz, "versions": {p: _version(p) for p in packages}}
 
 
 def export(weights: Path, fmt: str, imgsz: int = EXPORT_SIZE, root: Path | None = None) -> Path:

@@ -3,6 +3,7 @@ runtime, a cached atomic export, the fallback of ``auto`` and the error of an ex
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def test_export_is_cached_keyed_and_atomic(tmp_path):
     assert yolo_runtime.export(weights, "openvino") == first and first.stat().st_mtime_ns == stamp  # found, not redone
     assert first.parent.parent == yolo_runtime.cache_root() and (first.parent / "model.bin").stat().st_size > 5e6
     key = json.loads((first.parent / "key.json").read_text())
-    assert key["sha256"] == yolo_runtime._sha256(weights) and key["imgsz"] == yolo_runtime.EXPORT_SIZE
+    assert key["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest() and key["imgsz"] == yolo_runtime.EXPORT_SIZE
     assert key["versions"]["openvino"] and key["versions"]["ultralytics"]
     assert not [p for p in first.parent.parent.iterdir() if p.name.startswith(".export-")]  # no temporary folder left
     # another checkpoint (one byte differs) or another export size is another cache entry

