@@ -1,9 +1,12 @@
 """Real people at low resolution: does the body face the way the person faces, bend where they bend?
 
   python benchmarks/eval_real_photos.py [--heights 128 64 48 32 24] [--out runs/real]
+  python benchmarks/eval_real_photos.py --photo messi5.jpg --video vtest.avi --every 40 --heights 0 48 32 24
 
 Photos of real people that installed packages ship (ultralytics' ``bus.jpg`` and ``zidane.jpg``,
-matplotlib's ``grace_hopper.jpg``; used for checks only, never shipped). The reference is YOLO11n-pose
+matplotlib's ``grace_hopper.jpg``; used for checks only, never shipped), plus any ``--photo`` and every
+``--every``-th frame of any ``--video`` (e.g. OpenCV's pedestrian clip ``vtest.avi`` and ``messi5.jpg``
+from the Debian package ``opencv-doc``: people seen from behind and the side). The reference is YOLO11n-pose
 on the full-resolution photo (people with confident shoulders and hips whose left/right order says
 clearly which way they face). Each reference person is then shrunk so that their box is ``H`` px tall
 (the whole photo downscaled with ``cv2.INTER_AREA`` and placed on a grey 640x480 canvas, like a CCTV
@@ -11,7 +14,8 @@ frame), detected again there, and estimated by ``Pipeline.estimate_image`` three
 alone, refined with the default ``RefineConfig`` and refined at every size (``min_height=0``).
 
 Reported per height and method: facing (share of people whose body faces towards/away from the
-camera as the reference's shoulders and hips say), 2D error of the body's COCO keypoints to the
+camera as the reference's shoulders and hips say; also separately for the people facing towards and
+away, since a network that always faces the camera scores the towards share), 2D error of the body's COCO keypoints to the
 reference keypoints (confidence >= 0.5) in units of the box height, raw and after a 2D similarity
 alignment ("shape": articulation only), the same for the mean pose facing the right way (what a body
 that ignores the person gets), and the low-resolution detector's own keypoint error.
@@ -59,6 +63,25 @@ def photos() -> dict[str, Path]:
     except ImportError:
         pass
     return found
+
+
+def images(extra: list[Path], videos: list[Path], every: int) -> dict[str, np.ndarray]:
+    """Name -> RGB image: the packaged photos, ``extra`` photos, and every ``every``-th frame of ``videos``."""
+    out: dict[str, np.ndarray] = {}
+    for name, path in {**photos(), **{p.stem: p for p in extra}}.items():
+        out[name] = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    for v in videos:
+        cap = cv2.VideoCapture(str(v))
+        i = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i % every == 0:
+                out[f"{v.stem}_f{i:04d}"] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            i += 1
+        cap.release()
+    return out
 
 
 def facing_sign(kp: np.ndarray, height: float, min_conf: float = 0.5) -> float:
@@ -112,12 +135,19 @@ def main() -> None:
     ap.add_argument("--heights", type=float, nargs="+", default=[0, 128, 64, 48, 32, 24], help="box heights (0: full resolution)")
     ap.add_argument("--out", type=Path, default=None, help="write overlay PNGs here")
     ap.add_argument("--det-size", type=int, default=1280)
-    ap.add_argument("--weights", type=Path, default=None, help="RSC-Net checkpoint (default: the shipped one)")
+    ap.add_argument("--weights", type=Path, nargs="*", default=[None], help="RSC-Net checkpoints (default: shipped)")
     ap.add_argument("--network-only", action="store_true", help="only the network, no refined rows (faster)")
+    ap.add_argument("--photo", type=Path, nargs="*", default=[], help="more photos of real people")
+    ap.add_argument("--video", type=Path, nargs="*", default=[], help="real videos: every --every-th frame is a photo")
+    ap.add_argument("--every", type=int, default=40)
+    ap.add_argument("--min-height", type=float, default=60.0, help="reference people shorter than this (px) are skipped")
     args = ap.parse_args()
     torch.set_num_threads(1)
     body = load_body()
-    model, _ = find_rscnet(args.weights, body)
+    models = {}
+    for w in args.weights:
+        name = "shipped" if w is None else w.stem
+        models[name if name not in models else f"{name}#{len(models)}"] = find_rscnet(w, body)[0]
     from lrpose import assets
 
     det = YoloDetector(assets.resolve("detector", None), args.det_size)
@@ -131,15 +161,16 @@ def main() -> None:
     }
     if args.network_only:
         methods = {"network": None}
-    pipes = {k: Pipeline(model, body, refiner=v) for k, v in methods.items()}
+    pipes = {}  # one detection per person and height serves every network
+    for w, model in models.items():
+        pipes.update({(k if len(models) == 1 else f"{k} [{w}]"): Pipeline(model, body, refiner=v) for k, v in methods.items()})
     rows: dict[tuple[float, str], list[tuple[float, float, float, float, float]]] = {}
-    for name, path in photos().items():
-        photo = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    for name, photo in images(args.photo, args.video, args.every).items():
         ref = det(photo, 0)
         for p, (box, kp) in enumerate(zip(ref.boxes_xyxy, ref.keypoints, strict=True)):
             bh = float(box[3] - box[1])
             sign = facing_sign(kp, bh)
-            if abs(sign) < RefineConfig().facing_clear or (kp[:, 2] >= 0.5).sum() < 8:
+            if abs(sign) < RefineConfig().facing_clear or (kp[:, 2] >= 0.5).sum() < 8 or bh < args.min_height:
                 continue
             for height in args.heights:
                 s = 1.0 if height == 0 else min(1.0, height / bh)
@@ -148,8 +179,8 @@ def main() -> None:
                 want = box * s + np.tile(off, 2)
                 low = det(canvas, 0)
                 if len(low.boxes_xyxy) == 0 or iou(low.boxes_xyxy, want).max() < 0.4:
-                    for m in methods:
-                        rows.setdefault((height, m), []).append((np.nan,) * 6)
+                    for m in pipes:
+                        rows.setdefault((height, m), []).append((np.nan,) * 7)
                     continue
                 k = int(np.argmax(iou(low.boxes_xyxy, want)))
                 lbox, lkp = low.boxes_xyxy[k], low.keypoints[k]
@@ -171,7 +202,7 @@ def main() -> None:
                         rot = turn_around(torch.from_numpy(rot)[None])[0].numpy()
                         muv = body_keypoints(body, reg, rot, est.betas, est.trans, cw, ch)
                     mshape = similarity_error(muv[seen], truth[seen]) / lh
-                    rows.setdefault((height, m), []).append((ok, err, shape, mshape, det_err, float(est.refined)))
+                    rows.setdefault((height, m), []).append((ok, err, shape, mshape, det_err, float(est.refined), float(sign > 0)))
                     if args.out is not None:
                         args.out.mkdir(parents=True, exist_ok=True)
                         drawn = render_overlay(
@@ -180,15 +211,20 @@ def main() -> None:
                         x1, y1, x2, y2 = (lbox + [-lh / 2, -lh / 4, lh / 2, lh / 4]).astype(int).clip(0)
                         crop = drawn[y1:y2, x1:x2]
                         crop = cv2.resize(crop, None, fx=256 / crop.shape[0], fy=256 / crop.shape[0], interpolation=cv2.INTER_NEAREST)
-                        save_png(args.out / f"{name}_p{p}_h{int(height)}_{m.split()[0]}{'_all' if 'all' in m else ''}.png", crop)
-    print("| height px | method | people | facing | 2D error | 2D shape | mean-pose shape | detector 2D | refined |")
-    print("|---|---|---|---|---|---|---|---|---|")
+                        save_png(args.out / f"{name}_p{p}_h{int(height)}_{''.join(c if c.isalnum() else '_' for c in m)}.png", crop)
+    head = "| height px | method | people (towards) | facing | facing: towards / away | 2D error | 2D shape | mean-pose shape | det 2D |"
+    print(head + " refined |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for (height, m), v in rows.items():
         a = np.array(v, np.float64)
         good = np.isfinite(a[:, 0])
         a = a[good]
+        tw = a[:, 6] > 0
+        split = f"{a[tw, 0].mean() if tw.any() else np.nan:.2f} / {a[~tw, 0].mean() if (~tw).any() else np.nan:.2f}"
         print(
-            f"| {'full' if height == 0 else int(height)} | {m} | {good.sum()}/{len(good)} | {a[:, 0].mean():.2f} | {a[:, 1].mean():.3f} "
+            f"| {'full' if height == 0 else int(height)} | {m} | {good.sum()}/{len(good)} ({int(tw.sum())}) "
+            f"| {a[:, 0].mean():.2f} | {split} "
+            f"| {a[:, 1].mean():.3f} "
             f"| {a[:, 2].mean():.3f} | {a[:, 3].mean():.3f} | {a[:, 4].mean():.3f} | {a[:, 5].mean():.2f} |"
         )
 

@@ -43,6 +43,10 @@ def adapt(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pseudo-labelled crops per step (3 resolution views each).")] = 8,
     synth_batch: Annotated[int, typer.Option("--synth-batch", help="Synthetic people with exact labels per step (0: none).")] = 4,
     lr: Annotated[float, typer.Option("--lr")] = 2e-5,
+    train_backbone: Annotated[
+        bool,
+        typer.Option("--train-backbone", help="Also fine-tune a pretrained backbone's layers (default: readout, alphas, regressor)."),
+    ] = False,
     temporal_steps: Annotated[
         int, typer.Option("--temporal-steps", help="Then fine-tune the temporal module (GRU) on the adapted network's features (0: off).")
     ] = 150,
@@ -103,8 +107,8 @@ def adapt(
     flt = LabelFilter(min_height=refine_min_height)
     cfg = AdaptConfig(
         sources=tuple(str(p) for p in items), out=str(out), base_id=info.checkpoint_id, steps=steps, val_fraction=val_fraction,
-        batch_size=batch_size, synth_batch=synth_batch, lr=lr, frame_stride=frame_stride, window=window, max_frames=max_frames,
-        label_stride=label_stride, max_labels=max_labels, min_labels=min_labels, seed=seed, filter=flt,
+        batch_size=batch_size, synth_batch=synth_batch, lr=lr, train_backbone=train_backbone, frame_stride=frame_stride, window=window,
+        max_frames=max_frames, label_stride=label_stride, max_labels=max_labels, min_labels=min_labels, seed=seed, filter=flt,
     )  # fmt: skip
     from lrpose.training.adapt import _output_check
 

@@ -284,3 +284,27 @@ def test_synth_scene_seed_is_one_camera(tmp_path):
     assert 50.0 <= pitch <= 60.0
     c = make_clip(replace(cfg, scene_seed=None, pitch_deg=None), BodyConfig(), 0, tmp_path)
     assert not np.array_equal(a["r_cw"], c["r_cw"])
+
+
+@pytest.mark.parametrize("train_backbone", [False, True])
+def test_pretrained_backbone_stays_fixed_unless_asked(train_backbone, body, tmp_path):
+    from lrpose.models.backbone_file import fresh_names
+    from lrpose.models.checkpoint import save
+    from lrpose.models.rscnet import RSCNet, RSCNetConfig
+    from tests.test_models import mean_params
+
+    torch.manual_seed(0)
+    save(tmp_path / "yolo.pt", RSCNet(RSCNetConfig(backbone="yolopose", input_size=64), mean_params()), body.body_id, trained=True)
+    model, info = load_rscnet(tmp_path / "yolo.pt")
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    cfg = AdaptConfig(sources=("a.mp4",), out=str(tmp_path / "adapted.pt"), base_id=info.checkpoint_id, steps=2, batch_size=2,
+                      synth_batch=0, lr=1e-2, ckpt_every=100, queue_size=16, tolerance=1e9, train_backbone=train_backbone)  # fmt: skip
+    provenance = {"base_checkpoint": info.checkpoint_id, "videos": [{"name": "a.mp4", "sha256_10": "0123456789"}], "labels": 8}
+    held = label_set(12, 64, seed=5)
+    fine_tune(cfg, Adaptation(model, body, BodyConfig(), label_set(8, 64), held, tmp_path / "run", provenance))
+    after = load_rscnet(tmp_path / "adapted.pt")[0].backbone.state_dict()
+    fresh = fresh_names(model.backbone)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed & {k for k in fresh if k.startswith("readout.")}  # the head side always learns
+    pretrained_changed = {k for k in changed if k not in fresh}
+    assert bool(pretrained_changed) == train_backbone, sorted(pretrained_changed)[:3]

@@ -20,7 +20,8 @@ def test_shipped_files_are_small_trained_and_found_by_default():
         assert (WEIGHTS / name).stat().st_size < 30 * 2**20, name
     assert assets.locate("rscnet").path == WEIGHTS / "lrpose_rscnet.pt"
     model, info = load_rscnet(WEIGHTS / "lrpose_rscnet.pt")
-    assert info.trained and info.body_id.startswith("standin-anny:") and model.config.depth == 18
+    assert info.trained and info.body_id.startswith("standin-anny:")
+    assert model.config.backbone == "yolopose" and model.config.input_size == 128 and model.feature_dim == 1984
     net, tex = load_texture(WEIGHTS / "lrpose_texture.pt")
     assert tex.trained and tex.kind == "texture" and tex.body_id == info.body_id
 
@@ -29,7 +30,7 @@ def test_shipped_temporal_module_reads_the_shipped_rscnet():
     _, rscnet = load_rscnet(WEIGHTS / "lrpose_rscnet.pt")
     module, info = load_temporal(WEIGHTS / "lrpose_temporal.pt")
     assert info.trained and info.parent_id.split(":")[-1] == rscnet.checkpoint_id.split(":")[-1]
-    assert module.config.feat_dim == 512 and module.config.hidden == 1024 and module.config.layers == 2
+    assert module.config.feat_dim == 1984 and module.config.hidden == 512 and module.config.layers == 2
 
 
 def test_default_image_run_uses_the_shipped_model(tmp_path, capsys):

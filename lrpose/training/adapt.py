@@ -33,6 +33,7 @@ from lrpose.errors import InputError
 from lrpose.facing import body_faces_camera, keypoint_facing
 from lrpose.geometry import axis_angle_to_rotmat, weak_perspective_project
 from lrpose.io import FrameSource
+from lrpose.models.backbone_file import freeze_pretrained
 from lrpose.models.checkpoint import save
 from lrpose.models.rscnet import RSCNet
 from lrpose.models.temporal import TemporalModule
@@ -100,6 +101,10 @@ class AdaptConfig:
     tolerance: float = 0.01
     """Refuse when the held-out keypoint error grows by more than this fraction, or facing agreement
     drops by more than this (absolute)."""
+    train_backbone: bool = False
+    """Also fine-tune a pretrained backbone's own layers (yolopose, mobilenetv2; a ResNet backbone always learns).
+    Off: they stay as in the base, and only the alphas, the readout and the regressor learn (faster, and the
+    real-image features the backbone was pretrained for survive a few thousand pseudo-labels)."""
     filter: LabelFilter = field(default_factory=LabelFilter)
     weights: dict[str, float] = field(default_factory=lambda: {"pose": 1.0, "betas": 0.001, "kp3d": 5.0, "kp2d": 5.0})
 
@@ -229,6 +234,8 @@ def fine_tune(cfg: AdaptConfig, job: Adaptation, progress: Callable[[int, int, d
     else:
         before = heldout_score(model, body, job.heldout)
     queue = FeatureQueue(cfg.queue_size, model.config.embed_dim)
+    if model.config.backbone != "resnet" and not cfg.train_backbone:
+        freeze_pretrained(model.backbone)
     model = model.to(device).train()
     optim = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     start = 0
