@@ -81,7 +81,8 @@ class PipelineConfig:
 
 class StageTimer:
     """Wall seconds per named stage (decode, detect, track, crop, network, temporal, body, ...); with a CUDA
-    ``device`` each stage ends by waiting for the device's queued work, so it is charged to its own stage."""
+    ``device`` each stage ends by waiting for the device's queued work, so the GPU time lands in the stage that
+    queued it (up to what the other thread queued meanwhile: decode + detect run beside the estimation)."""
 
     def __init__(self, device: torch.device | None = None) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
@@ -147,7 +148,9 @@ class Pipeline:
         self.temporal = temporal.to(dev) if temporal is not None else None
         self.device_body = body if device_of(body) == dev else copy.deepcopy(body).to(dev)
         """The body model on ``device`` (``body`` itself when it is there already)."""
-        self.refiner = refiner if refiner is None or device_of(refiner.body) == dev else refiner.on(self.device_body)
+        if refiner is not None and device_of(refiner.body) != dev:
+            refiner = refiner.on(self.device_body if refiner.body is body else copy.deepcopy(refiner.body).to(dev))
+        self.refiner = refiner
         self._anchors: dict[int, torch.Tensor] = {}
         """Per track: the last refined frame's fit (``RefineResult.anchors``), for the temporal term."""
         self._anchor_frames: dict[int, int] = {}
