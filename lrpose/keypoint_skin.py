@@ -34,8 +34,8 @@ class KeypointSkinner:
             self.joint_shapedirs = torch.einsum("jv,vik->jik", j_reg, shapedirs)  # (24, 3, 10)
         self.parents = layer.parents
         below = torch.eye(len(self.parents), dtype=dt, device=betas.device)  # (24, 24): [j, k] = 1 where k is j or below j in the tree
-        for k in range(1, len(self.parents)):
-            below[:, k] += below[:, int(self.parents[k])]
+        for k, parent in enumerate(self.parents.tolist()[1:], start=1):  # one read of the tree (no per-joint device sync)
+            below[:, k] += below[:, parent]
         self.below = below.clamp_max(1.0)
 
     def select(self, rows: torch.Tensor) -> KeypointSkinner:
