@@ -110,15 +110,14 @@ class BodyModel(nn.Module):
         self.parents = SMPL_PARENTS
         self.register_buffer("faces", torch.as_tensor(np.asarray(data["f"], dtype=np.int64)), persistent=False)
         vt, ft = data.get("vt"), data.get("ft")
-        self.uv = torch.as_tensor(np.asarray(vt, np.float32)) if vt is not None else None
-        self.uv_faces = torch.as_tensor(np.asarray(ft, np.int64)) if ft is not None else None
+        # buffers (or None): ``.to(device)`` moves every tensor of the body
+        self.register_buffer("uv", torch.as_tensor(np.asarray(vt, np.float32)) if vt is not None else None, persistent=False)
+        self.register_buffer("uv_faces", torch.as_tensor(np.asarray(ft, np.int64)) if ft is not None else None, persistent=False)
         if h36m_regressor is not None:
             h36m_regressor = np.asarray(h36m_regressor, np.float32)
             if h36m_regressor.shape != (17, nv):
                 raise AssetFormatError(f"{name}: H36M regressor must be (17, {nv}), got {h36m_regressor.shape}")
-            self.register_buffer("h36m_regressor", torch.as_tensor(h36m_regressor), persistent=False)
-        else:
-            self.h36m_regressor = None
+        self.register_buffer("h36m_regressor", None if h36m_regressor is None else torch.as_tensor(h36m_regressor), persistent=False)
 
     def forward(
         self,
@@ -189,9 +188,9 @@ class BodyModel(nn.Module):
         LSP joints (SPIN's choice for 2D keypoints), or SMPL's joint regressor when a real SMPL comes
         without ``J_regressor_h36m.npy``."""
         nv = self.layer.v_template.shape[0]
-        reg = torch.zeros(17, nv)
-        face = self.layer.vertex_joint_selector.extra_joints_idxs[list(_COCO_FACE_EXTRA)]
-        reg[torch.arange(5), face] = 1.0
+        reg = torch.zeros(17, nv, device=self.layer.v_template.device)
+        face = self.layer.vertex_joint_selector.extra_joints_idxs[list(_COCO_FACE_EXTRA)].to(reg.device)
+        reg[torch.arange(5, device=reg.device), face] = 1.0
         if self.h36m_regressor is not None:
             reg[5:] = self.h36m_regressor[list(_COCO_LIMBS_H36M)].float()
         else:

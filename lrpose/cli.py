@@ -60,6 +60,9 @@ DetRuntimeOpt = Annotated[
     str,
     typer.Option("--det-runtime", help="YOLO inference runtime: auto (openvino when installed, else torch) | openvino | onnx | torch."),
 ]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="Where the networks and the keypoint fit run: auto (cuda when available) | cpu | cuda.")
+]
 RefineMinHeightOpt = Annotated[
     float,
     typer.Option("--refine-min-height", help="Fit only people whose box is at least this tall (px); smaller keep the network's body."),
@@ -238,6 +241,7 @@ def image(
     refine: RefineOpt = True,
     refine_iters: RefineItersOpt = 10,
     refine_min_height: RefineMinHeightOpt = REFINE_MIN_HEIGHT,
+    device: DeviceOpt = "auto",
     threads: ThreadsOpt = 0,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
@@ -246,6 +250,7 @@ def image(
 ) -> None:
     """Reconstruct one person in an image: SMPL .npz and an overlay PNG."""
     from lrpose.crops import parse_box
+    from lrpose.device import pick_device
     from lrpose.errors import InputError
     from lrpose.image import process_image
     from lrpose.io import read_image
@@ -255,7 +260,7 @@ def image(
 
     set_threads(threads)
     on_interrupt("interrupted: no partial files (each output appears whole or not at all); run again to finish")
-    pipe_cfg = PipelineConfig(box_scale=box_scale)  # bad options fail before any file is read
+    pipe_cfg, dev = PipelineConfig(box_scale=box_scale), pick_device(device)  # bad options fail before any file is read
     picture = read_image(path)
     person_box = parse_box(box, picture.shape[1], picture.shape[0], note)  # bad input fails before any network loads
     keypoints, det_line = None, "none"
@@ -264,14 +269,14 @@ def image(
 
         if person_box is not None:
             raise InputError("give either --box or --detector")
-        det, det_line = make_detector(detector, runtime=det_runtime)
+        det, det_line = make_detector(detector, runtime=det_runtime, device=dev)
         if getattr(det, "runtime_warning", None):
             note(f"warning: {det.runtime_warning}")
         person_box, keypoints = find_person(det, picture)
     body = load_body_for(config, smpl, gender, standin)
     model, info, texture_net, texture_id = _networks(body, weights, texture, texture_weights)
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, texture=texture_id)
-    pipeline = Pipeline(model, body, config=pipe_cfg, refiner=_refiner(body, refine, refine_iters, refine_min_height))
+    pipeline = Pipeline(model, body, config=pipe_cfg, refiner=_refiner(body, refine, refine_iters, refine_min_height), device=dev)
     result = process_image(picture, out / path.stem, pipeline, run_info, person_box, save_verts, texture_net, keypoints, consume=True)
     est = result.estimate
     if est.below_minimum:

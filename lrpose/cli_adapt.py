@@ -12,6 +12,7 @@ from lrpose.cli import (
     REFINE_MIN_HEIGHT,
     BoxScaleOpt,
     ConfigOpt,
+    DeviceOpt,
     GenderOpt,
     RefineItersOpt,
     RefineMinHeightOpt,
@@ -73,7 +74,7 @@ def adapt(
     box_scale: BoxScaleOpt = 1.2,
     refine_iters: RefineItersOpt = 10,
     refine_min_height: RefineMinHeightOpt = REFINE_MIN_HEIGHT,
-    device: Annotated[str, typer.Option("--device", help="auto (cuda when available) | cpu | cuda.")] = "auto",
+    device: DeviceOpt = "auto",
     threads: ThreadsOpt = 0,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
@@ -82,9 +83,7 @@ def adapt(
 ) -> None:
     """Adapt RSC-Net to your camera: pseudo-labels from keypoint-fitted people in your footage, fine-tuning,
     a held-out check (the model is written only if it did not get worse)."""
-    import torch
-
-    from lrpose.config import check_choice
+    from lrpose.device import pick_device
     from lrpose.files import FolderLock, make_folder
     from lrpose.pipeline import Pipeline, PipelineConfig
     from lrpose.threads import set_threads
@@ -93,12 +92,9 @@ def adapt(
     from lrpose.training.pseudo import LabelFilter
     from lrpose.video import expand_sources
 
-    check_choice("device", device, ("auto", "cpu", "cuda"))
+    dev = pick_device(device)
     if temporal_steps < 0:
         raise InputError(f"--temporal-steps must be 0 (no temporal stage) or more, got {temporal_steps}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available")
-    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
     set_threads(threads)
     run_dir = run_dir or out.with_name(out.name + ".run")
     items = expand_sources(sources)

@@ -15,6 +15,7 @@ from lrpose.cli import (
     BoxScaleOpt,
     ConfigOpt,
     DetRuntimeOpt,
+    DeviceOpt,
     GenderOpt,
     RefineMinHeightOpt,
     RefineOpt,
@@ -88,6 +89,7 @@ def video(
     ] = None,
     workers: Annotated[int, typer.Option("--workers", help="With --ray and no address: videos processed at once.")] = 2,
     task_cpus: Annotated[int, typer.Option("--task-cpus", help="With --ray: CPU cores (torch threads) per video task.")] = 1,
+    device: DeviceOpt = "auto",
     threads: ThreadsOpt = 0,
     smpl: SmplOpt = None,
     gender: GenderOpt = None,
@@ -136,9 +138,10 @@ def video(
         raise typer.Exit(1)
 
 
-def _video_configs(p: dict):  # noqa: ANN202 - (PipelineConfig, VideoOptions)
-    """The pipeline and video options of ``lrpose video``'s option values (each checks itself)."""
+def _video_configs(p: dict):  # noqa: ANN202 - (PipelineConfig, VideoOptions, torch.device)
+    """The pipeline and video options and the device of ``lrpose video``'s option values (each checks itself)."""
     from lrpose.detect import parse_det_size
+    from lrpose.device import pick_device
     from lrpose.pipeline import DETECTIONS_PER_SECOND, FAST_DETECTIONS_PER_SECOND, PipelineConfig
     from lrpose.video import VideoOptions
     from lrpose.yolo_runtime import choose
@@ -154,7 +157,7 @@ def _video_configs(p: dict):  # noqa: ANN202 - (PipelineConfig, VideoOptions)
         min_track=p["min_track"], save_verts=p["save_verts"], overlay=not p["no_overlay"], render_backend=p["render"],
         texture_stride=p["texture_stride"],
     )  # fmt: skip
-    return pipe_cfg, options
+    return pipe_cfg, options, pick_device(p["device"])
 
 
 FAST_REFINE_ITERS = 5
@@ -185,11 +188,11 @@ def video_runner(params: dict):  # noqa: ANN201 - (run, body)
     from lrpose.video import process_video
 
     p = params
-    pipe_cfg, options = _video_configs(p)
+    pipe_cfg, options, dev = _video_configs(p)
     body = load_body_for(p["config"], p["smpl"], p["gender"], p["standin"])
     model, info, texture_net, texture_id = _networks(body, p["weights"], p["texture"], p["texture_weights"])
     det, det_line = make_detector(
-        p["detector"], p["detector_weights"], p["boxes"], p["det_size"], p["det_conf"], p["fast"], runtime=p["det_runtime"]
+        p["detector"], p["detector_weights"], p["boxes"], p["det_size"], p["det_conf"], p["fast"], runtime=p["det_runtime"], device=dev
     )
     if getattr(det, "runtime_warning", None):
         note(f"warning: {det.runtime_warning}")
@@ -197,11 +200,12 @@ def video_runner(params: dict):  # noqa: ANN201 - (run, body)
     if temporal.note:
         note("note: " + temporal.note)
     console.print(
-        f"detector: {det_line} | temporal: {temporal.line} | RSC-Net: {info.checkpoint_id} | body: {body.body_id}", soft_wrap=True
+        f"detector: {det_line} | temporal: {temporal.line} | RSC-Net: {info.checkpoint_id} | body: {body.body_id} | device: {dev}",
+        soft_wrap=True,
     )
     iters = p["refine_iters"] if p["refine_iters"] is not None else (FAST_REFINE_ITERS if p["fast"] else 10)
     refiner = _refiner(body, p["refine"], iters, p["refine_min_height"])
-    pipeline = Pipeline(model, body, det, temporal.module, pipe_cfg, refiner=refiner)
+    pipeline = Pipeline(model, body, det, temporal.module, pipe_cfg, refiner=refiner, device=dev)
     run_info = RunInfo(body.body_id, info.checkpoint_id, not info.trained, det_line, temporal.line, texture_id)
     return partial(process_video, pipeline=pipeline, body=body, info=run_info, options=options, texture_net=texture_net), body
 

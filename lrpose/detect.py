@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -27,6 +27,9 @@ from lrpose.errors import InputError
 from lrpose.plausible import SceneSizeCheck
 from lrpose.types import Detections
 from lrpose.yolo_runtime import yolo_available
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Detector", "BoxesFile", "HogDetector", "YoloDetector", "make_detector", "find_person", "yolo_available"]
 
@@ -252,10 +255,11 @@ class YoloDetector:
         min_height: float = 16.0,
         person_px: float = AUTO_PERSON,
         runtime: str = "auto",
+        device: torch.device | None = None,
     ) -> None:
         from lrpose import yolo_runtime
 
-        self.net, self.runtime_warning = yolo_runtime.load(weights, runtime)
+        self.net, self.runtime_warning = yolo_runtime.load(weights, runtime, device=device)
         """The network on its runtime (``lrpose.yolo_runtime``: torch, openvino or onnx; the same detections
         within ~1 px); ``runtime_warning``: the one line saying that ``auto`` fell back to torch, else None."""
         self.runtime = self.net.runtime
@@ -325,12 +329,14 @@ def make_detector(
     conf: float | None = None,
     fast: bool = False,
     runtime: str = "auto",
+    device: torch.device | None = None,
 ) -> tuple[Detector, str]:
     """The detector for ``kind`` (auto | yolo | hog; ``boxes`` overrides) and one line saying which
     detector runs and why (shown in the run summary). ``det_size`` None / ``auto``: YOLO sizes its input
     from the people (``YoloDetector.input_side``; smaller with ``fast``), HOG uses 1280. ``runtime``:
-    YOLO's inference runtime (``lrpose.yolo_runtime.RUNTIMES``); a fallback's warning is ``runtime_warning``."""
-    from lrpose.yolo_runtime import choose
+    YOLO's inference runtime (``lrpose.yolo_runtime.RUNTIMES``); a fallback's warning is ``runtime_warning``. ``device``
+    (torch.device or None: the CPU): where YOLO's torch runtime runs (``auto`` picks torch on CUDA); HOG runs on the CPU."""
+    from lrpose.yolo_runtime import choose, on_cuda
 
     size = parse_det_size(det_size)
     choose(runtime)  # a bad --det-runtime fails whichever detector runs
@@ -345,8 +351,9 @@ def make_detector(
         if path is not None and (kind == "yolo" or yolo_available()):
             shown = f"{size} px" if size else f"auto {AUTO_MIN}-{AUTO_MAX} px" + (", fast" if fast else "")
             person = FAST_PERSON if fast else AUTO_PERSON
-            det = YoloDetector(path, size, 0.25 if conf is None else conf, person_px=person, runtime=runtime)
-            return det, f"yolo ({path.name}, input {shown}, {det.runtime})"
+            det = YoloDetector(path, size, 0.25 if conf is None else conf, person_px=person, runtime=runtime, device=device)
+            where = f" on {device}" if det.runtime == "torch" and on_cuda(device) else ""
+            return det, f"yolo ({path.name}, input {shown}, {det.runtime}{where})"
         if kind == "auto":
             why = "no YOLO weights found" if path is None else "ultralytics is not installed"
             return HogDetector(hog_size, 0.3 if conf is None else conf), f"hog (fallback: {why}; see 'YOLO detector' in the README)"

@@ -62,7 +62,7 @@ class FitCarry:
                 events.setdefault(track, []).append((frames[k], (frames[k], aa, shift, rot[k])))
             elif not bool(no_keypoints[k]):  # keypoints, but not fitted (too small, too few): nothing to carry past it
                 events.setdefault(track, []).append((frames[k], None))
-        carried = torch.zeros(len(track_ids), dtype=torch.bool)
+        carried = torch.zeros(len(track_ids), dtype=torch.bool, device=rot.device)
         for k, track in enumerate(track_ids):
             if not bool(no_keypoints[k]) or bool(fitted[k]):
                 continue

@@ -89,14 +89,15 @@ class FitProblem:
         (``KeypointSkinner.probed``) and the 3 translation probes move the keypoints rigidly: the same
         numbers as evaluating every probe, ~10x cheaper."""
         n, nx = x.shape
-        rows = torch.arange(n)
-        probe = x[:, None].repeat(1, nx, 1) + eps * torch.eye(nx, dtype=x.dtype)[None]
+        rows = torch.arange(n, device=x.device)
+        probe = x[:, None].repeat(1, nx, 1) + eps * torch.eye(nx, dtype=x.dtype, device=x.device)[None]
         if self.shape_prior is not None:
             r0 = self.residuals(x, rows)
             r = self.residuals(probe.reshape(-1, nx), rows.repeat_interleave(nx))
             return r0, (r.reshape(n, nx, -1) - r0[:, None]) / eps
         rot, trans, _ = self.unpack(x, rows)
-        nudged = x[:, :72].reshape(n, 24, 1, 3) + eps * torch.eye(3, dtype=x.dtype)  # (n, 24, 3, 3): joint, direction, axis-angle
+        eye3 = torch.eye(3, dtype=x.dtype, device=x.device)
+        nudged = x[:, :72].reshape(n, 24, 1, 3) + eps * eye3  # (n, 24, 3, 3): joint, direction, axis-angle
         turned = self.rot0[:, :, None] @ axis_angle_to_rotmat(nudged)  # each joint's rotation, nudged along each axis
         pts, moved = self.skin.probed(rot, trans, turned)  # (n, 17, 3), (n, 24, 3, 17, 3)
         r0 = self._assemble(pts, rot[:, list(LIMITED)], x, trans[:, 2], rows)  # the unprobed body, from the same chain

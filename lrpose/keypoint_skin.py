@@ -33,9 +33,9 @@ class KeypointSkinner:
             self.moment_shapedirs = torch.einsum("ksj,sil->kjil", rw, shapedirs[support])  # (17, 24, 3, 10)
             self.joint_shapedirs = torch.einsum("jv,vik->jik", j_reg, shapedirs)  # (24, 3, 10)
         self.parents = layer.parents
-        below = torch.eye(len(self.parents), dtype=dt)  # (24, 24): [j, k] = 1 where k is j or below j in the tree
-        for k in range(1, len(self.parents)):
-            below[:, k] += below[:, int(self.parents[k])]
+        below = torch.eye(len(self.parents), dtype=dt, device=betas.device)  # (24, 24): [j, k] = 1 where k is j or below j in the tree
+        for k, parent in enumerate(self.parents.tolist()[1:], start=1):  # one read of the tree (no per-joint device sync)
+            below[:, k] += below[:, parent]
         self.below = below.clamp_max(1.0)
 
     def select(self, rows: torch.Tensor) -> KeypointSkinner:
@@ -74,9 +74,10 @@ class KeypointSkinner:
         weight = torch.einsum("jl,bkl->bjk", below, self.moments[..., 3])  # (B, 24, 17): its skinning weight
         about = share - posed[:, :, None, :] * weight[..., None]  # moments about the joint's posed position
         world = rel[:, :, :3, :3]
-        parent_world = torch.cat([torch.eye(3, dtype=rotmats.dtype).expand(len(rotmats), 1, 3, 3), world[:, self.parents[1:]]], 1)
+        eye3 = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device)
+        parent_world = torch.cat([eye3.expand(len(rotmats), 1, 3, 3), world[:, self.parents[1:]]], 1)
         turn = parent_world[:, :, None] @ probes @ rotmats[:, :, None].transpose(-1, -2) @ parent_world[:, :, None].transpose(-1, -2)
-        turn = turn - torch.eye(3, dtype=rotmats.dtype)
+        turn = turn - eye3
         return pts, pts[:, None, None] + torch.einsum("bjdxy,bjky->bjdkx", turn, about)
 
 

@@ -12,6 +12,7 @@ command uses the same estimation step (``Pipeline.estimate_image``: one person, 
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -23,13 +24,15 @@ import torch
 
 from lrpose.background import ahead
 from lrpose.body import BodyModel
+from lrpose.body_geometry import body_geometry, square_centres
 from lrpose.config import check_minimums
-from lrpose.crops import BOX_SCALE, SquareCrop, apply_affine, check_box_scale, crop_person, validate_box
+from lrpose.crops import BOX_SCALE, check_box_scale, crop_person, validate_box
 from lrpose.detect import Detector
+from lrpose.device import device_of, host, synchronize, upload
 from lrpose.errors import InputError
 from lrpose.facing import body_faces_camera, keypoint_facing, turn_around
 from lrpose.fit_carry import FitCarry
-from lrpose.geometry import cam_crop_to_full, cam_full_to_crop, focal_for, rotmat_to_axis_angle, weak_perspective_project
+from lrpose.geometry import cam_crop_to_full, cam_full_to_crop, focal_for
 from lrpose.models.rscnet import RSCNet
 from lrpose.models.temporal import TemporalModule
 from lrpose.refine import Refiner
@@ -77,10 +80,13 @@ class PipelineConfig:
 
 
 class StageTimer:
-    """Wall seconds per named stage (decode, detect, track, crop, network, temporal, body, ...)."""
+    """Wall seconds per named stage (decode, detect, track, crop, network, temporal, body, ...); with a CUDA
+    ``device`` each stage ends by waiting for the device's queued work, so the GPU time lands in the stage that
+    queued it (up to what the other thread queued meanwhile: decode + detect run beside the estimation)."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: torch.device | None = None) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.device = device
 
     @contextmanager
     def __call__(self, stage: str):
@@ -88,6 +94,8 @@ class StageTimer:
         try:
             yield
         finally:
+            if self.device is not None:
+                synchronize(self.device)
             self.seconds[stage] += time.perf_counter() - t0
 
     def iterate(self, stage: str, items: Iterable) -> Iterator:
@@ -115,67 +123,13 @@ def _safe_box(box: np.ndarray) -> np.ndarray:
     return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)
 
 
-@dataclass(frozen=True)
-class BodyGeometry:
-    """Network outputs turned into posed bodies and cameras, (B, ...) numpy float32."""
-
-    pose: np.ndarray
-    """(B, 72) axis-angle."""
-    joints3d: np.ndarray
-    """(B, 24, 3) metres, camera-frame orientation, before translation."""
-    joints2d: np.ndarray
-    """(B, 24, 2) full-image pixels (weak perspective through each crop)."""
-    vertices: np.ndarray
-    """(B, V, 3) metres, before translation."""
-    trans: np.ndarray
-    """(B, 3) full-frame translation (metres) for ``focal_px`` and the image centre."""
-    orig_cam: np.ndarray
-    """(B, 4) VIBE's full-image weak-perspective camera ``[sx, sy, tx, ty]``."""
-    focal_px: float
-
-
-def _centres(squares: list[SquareCrop]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 2) square centres and (B,) sides in pixels; centres in edge convention, like the image
-    centre they are compared with (their difference is what matters)."""
-    center = torch.tensor([[sq.x0 + sq.side / 2.0, sq.y0 + sq.side / 2.0] for sq in squares]).reshape(-1, 2)
-    return center, torch.tensor([float(sq.side) for sq in squares])
-
-
-@torch.no_grad()
-def body_geometry(
-    body: BodyModel, rotmats: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor, squares: list[SquareCrop], input_size: int,
-    width: int, height: int,
-) -> BodyGeometry:  # fmt: skip
-    """Pose the body for (B, 24, 3, 3) ``rotmats``, (B, 10) ``betas`` and (B, 3) crop cameras of
-    people cropped by ``squares`` (network input ``input_size``) from a ``width`` x ``height`` image."""
-    posed = body(rotmats[:, 1:], rotmats[:, 0], betas)
-    s = input_size
-    # weak perspective in [-1, 1] crop units -> crop pixels (edges at -0.5 and S - 0.5) -> image pixels
-    uv = ((weak_perspective_project(posed.joints, cam) + 1.0) * s / 2.0 - 0.5).numpy()
-    joints2d = np.stack([apply_affine(sq.crop_to_image(s), p) for sq, p in zip(squares, uv, strict=True)]) if squares else uv
-    focal = focal_for(width, height)
-    center, side = _centres(squares)
-    n = len(squares)
-    trans = cam_crop_to_full(cam, center, side, torch.tensor([[float(width), float(height)]]).expand(n, 2), torch.full((n,), focal))
-    sx, sy = cam[:, 0] * side / width, cam[:, 0] * side / height
-    tx = (center[:, 0] - width / 2.0) / (width / 2.0) / sx + cam[:, 1]
-    ty = (center[:, 1] - height / 2.0) / (height / 2.0) / sy + cam[:, 2]
-    return BodyGeometry(
-        pose=rotmat_to_axis_angle(rotmats).reshape(-1, 72).numpy(),
-        joints3d=posed.joints.numpy(),
-        joints2d=joints2d.astype(np.float32),
-        vertices=posed.vertices.numpy(),
-        trans=trans.numpy(),
-        orig_cam=torch.stack([sx, sy, tx, ty], 1).numpy(),
-        focal_px=focal,
-    )
-
-
 class Pipeline:
     """``Pipeline(model, body, detector, temporal, config).run(frames, fps) -> Iterator[FrameResult]``.
 
     ``temporal`` None gives per-frame results (``--no-temporal``); ``detector`` may be None when
-    only ``estimate_image`` is used.
+    only ``estimate_image`` is used. ``device`` (None: the model's) runs RSC-Net, the GRU, the body and the
+    keypoint fit: model and GRU are moved there, the body is copied there (``body`` itself stays where it
+    is, for the writers and renderers), crops go up and results come back once per batch.
     """
 
     def __init__(
@@ -187,8 +141,15 @@ class Pipeline:
         config: PipelineConfig | None = None,
         timer: StageTimer | None = None,
         refiner: Refiner | None = None,
+        device: torch.device | None = None,
     ) -> None:
-        self.model, self.body, self.detector, self.temporal = model.eval(), body, detector, temporal
+        self.device = dev = device_of(model) if device is None else torch.device(device)
+        self.model, self.body, self.detector = model.to(dev).eval(), body, detector
+        self.temporal = temporal.to(dev) if temporal is not None else None
+        self.device_body = body if device_of(body) == dev else copy.deepcopy(body).to(dev)
+        """The body model on ``device`` (``body`` itself when it is there already)."""
+        if refiner is not None and device_of(refiner.body) != dev:
+            refiner = refiner.on(self.device_body if refiner.body is body else copy.deepcopy(refiner.body).to(dev))
         self.refiner = refiner
         self._anchors: dict[int, torch.Tensor] = {}
         """Per track: the last refined frame's fit (``RefineResult.anchors``), for the temporal term."""
@@ -199,7 +160,7 @@ class Pipeline:
         self._carry = FitCarry()
         """Per track: how its last fit changed the network's estimate, for the frames between detector runs."""
         self.config = config or PipelineConfig()
-        self.timer = timer or StageTimer()
+        self.timer = timer or StageTimer(dev if dev.type == "cuda" else None)
 
     def run(self, frames: Iterable[Frame], fps: float, tracker: Tracker | None = None) -> Iterator[FrameResult]:
         """Every stage in one streaming loop; results come out in frame order."""
@@ -251,7 +212,7 @@ class Pipeline:
         """The estimation step: crop + range -> RSC-Net -> temporal module (``states``: GRU state per
         track, updated) -> body, for ``pending`` (frame, tracked boxes, detector ran) tuples; boxes
         padded ``scale`` (None: ``config.box_scale``)."""
-        timer, size = self.timer, self.model.config.input_size
+        timer, size, dev = self.timer, self.model.config.input_size, self.device
         scale = self.config.box_scale if scale is None else scale
         with timer("crop"):
             crops = [crop_person(frame.image, _safe_box(b.box_xyxy), size, scale) for frame, boxes, _ in pending for b in boxes]
@@ -263,7 +224,7 @@ class Pipeline:
                 yield FrameResult(frame, [], detected)
             return
         with timer("network"):
-            out = self.model(torch.stack(pixels), torch.tensor(ranges))
+            out = self.model(upload(torch.stack(pixels), dev), torch.tensor(ranges, device=dev))
         rotmats, betas, cam = out.rotmats, out.betas, out.cam
         if self.temporal is not None:
             with timer("temporal"):
@@ -276,16 +237,16 @@ class Pipeline:
             with timer("refine"):
                 rotmats, betas, cam, fit = self._refine(boxes, squares, rotmats, betas, cam, keypoints, w, h)
         elif self.refiner is not None and (self._facing or self._carry.corrections):  # no keypoints in this batch (--det-stride):
-            with timer("refine"):  # the tracks' last fits and facing still hold
-                none = torch.zeros(len(boxes), dtype=torch.bool)
-                frames = [b.frame_index for b in boxes]
-                rotmats, cam, carried = self._carry.run([b.track_id for b in boxes], frames, none, ~none, rotmats, rotmats, cam, cam)
-                said = torch.stack([self._facing.get(b.track_id, torch.tensor(0.0)) for b in boxes])
-                rotmats = self._turn_unfitted(rotmats, said, carried)
+            with timer("refine"):  # the tracks' last fits and facing still hold (per-row bookkeeping: on the host)
+                none = torch.zeros(len(boxes), dtype=torch.bool, device="cpu")
+                ids, frames, net_rot, net_cam = [b.track_id for b in boxes], [b.frame_index for b in boxes], rotmats.cpu(), cam.cpu()
+                rot, cam_h, carried = self._carry.run(ids, frames, none, ~none, net_rot, net_rot, net_cam, net_cam)
+                said = torch.stack([self._facing.get(b.track_id, torch.tensor(0.0, device="cpu")) for b in boxes])
+                rotmats, cam = upload(self._turn_unfitted(rot, said, carried), dev), upload(cam_h, dev)
         with timer("body"):
-            g = body_geometry(self.body, rotmats, betas, cam, squares, size, w, h)
-        feats, rot_np, betas_np, cam_np = out.features.numpy(), rotmats.numpy(), betas.numpy(), cam.numpy()
-        residuals = torch.stack([fit.residual_before, fit.residual_after], 1).numpy().astype(np.float32) if fit is not None else None
+            g = body_geometry(self.device_body, rotmats, betas, cam, squares, size, w, h)
+        feats, rot_np, betas_np, cam_np = host(out.features, rotmats, betas, cam)
+        residuals = host(torch.stack([fit.residual_before, fit.residual_after], 1))[0].astype(np.float32) if fit is not None else None
         k = 0
         for frame, frame_boxes, detected in pending:
             people = []
@@ -304,19 +265,20 @@ class Pipeline:
             yield FrameResult(frame, people, detected)
 
     def _refine(self, boxes, squares, rotmats, betas, cam, keypoints, w, h):  # noqa: ANN001, ANN202
-        """Fit the bodies to the detector keypoints (``lrpose.refine``); returns rotations, crop cameras and the fit."""
-        focal = focal_for(w, h)
+        """Fit the bodies to the detector keypoints (``lrpose.refine``) on the pipeline's device; returns rotations, crop cameras
+        and the fit. The per-row bookkeeping (facing, anchors, the carry to frames without keypoints) runs on the host."""
+        focal, dev = focal_for(w, h), self.device
         n = len(squares)
-        center, side = _centres(squares)
-        size = torch.tensor([[float(w), float(h)]]).expand(n, 2)
-        trans = cam_crop_to_full(cam, center, side, size, torch.full((n,), focal))
-        heights = torch.tensor([max(float(b.box_xyxy[3] - b.box_xyxy[1]), 2.0) for b in boxes])
+        center, side = square_centres(squares, dev)
+        size = torch.tensor([[float(w), float(h)]], device=dev).expand(n, 2)
+        trans = cam_crop_to_full(cam, center, side, size, torch.full((n,), focal, device=dev))
+        heights = torch.tensor([max(float(b.box_xyxy[3] - b.box_xyxy[1]), 2.0) for b in boxes], device="cpu")
         kp = torch.nan_to_num(torch.from_numpy(keypoints).float())
         cfg = self.refiner.config
         said = keypoint_facing(kp[..., :2], torch.where(kp[..., 2] >= cfg.min_conf, kp[..., 2], 0.0), heights)
         has_kp = torch.from_numpy(np.isfinite(keypoints).all(-1).any(-1))
         previous, last, last_kp = [], {}, {}
-        carry, gaps = torch.full((n, 17, 4), float("nan")), torch.ones(n)
+        carry, gaps = torch.full((n, 17, 4), float("nan"), device="cpu"), torch.ones(n, device="cpu")
         for k, b in enumerate(boxes):  # boxes come frame by frame, in order
             # the track's previous frame with keypoints (frames between detector runs have none)
             previous.append(last_kp.get(b.track_id, -1))
@@ -335,22 +297,24 @@ class Pipeline:
             if bool(has_kp[k]):
                 last_kp[b.track_id] = k
         fit = self.refiner.fit(
-            rotmats, betas, trans, torch.from_numpy(keypoints), heights, focal, torch.tensor([w / 2 - 0.5, h / 2 - 0.5]),
-            torch.tensor(previous, dtype=torch.long), carry, said, gaps,
+            rotmats, betas, trans, upload(torch.from_numpy(keypoints), dev), upload(heights, dev), focal,
+            torch.tensor([w / 2 - 0.5, h / 2 - 0.5], device=dev), torch.tensor(previous, dtype=torch.long, device=dev), upload(carry, dev),
+            upload(said, dev), upload(gaps, dev),
         )  # fmt: skip
+        refined, anchors = fit.refined.cpu(), fit.anchors.cpu()
         self._facing = {i: said[k] for i, k in last.items()}
         self._anchors = {i: a for i, a in self._anchors.items() if i in last}  # live tracks appear in every batch
         for track_id, k in last_kp.items():  # a track's last frame with keypoints anchors its next one, if it was fitted
-            if bool(fit.refined[k]):
-                self._anchors[track_id], self._anchor_frames[track_id] = fit.anchors[k], boxes[k].frame_index
+            if bool(refined[k]):
+                self._anchors[track_id], self._anchor_frames[track_id] = anchors[k], boxes[k].frame_index
             else:
                 self._anchors.pop(track_id, None)
-        new_cam = cam_full_to_crop(fit.trans, center, side, size, torch.full((n,), focal))
+        new_cam = cam_full_to_crop(fit.trans, center, side, size, torch.full((n,), focal, device=dev))
         fit_cam = torch.where(fit.refined[:, None], new_cam, cam)
         ids, frames = [b.track_id for b in boxes], [b.frame_index for b in boxes]
-        rot, fit_cam, carried = self._carry.run(ids, frames, fit.refined, ~has_kp, rotmats, fit.rotmats, cam, fit_cam)
-        rot = self._turn_unfitted(rot, said, fit.refined | carried)
-        return rot, fit.betas if bool(fit.refined.any()) else betas, fit_cam, fit
+        rot, fit_cam, carried = self._carry.run(ids, frames, refined, ~has_kp, rotmats.cpu(), fit.rotmats.cpu(), cam.cpu(), fit_cam.cpu())
+        rot = self._turn_unfitted(rot, said, refined | carried)
+        return upload(rot, dev), fit.betas if bool(refined.any()) else betas, upload(fit_cam, dev), fit
 
     def _turn_unfitted(self, rot: torch.Tensor, said: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
         """Bodies not fitted (too small, too few keypoints, a fit that did not help, or no keypoints in this
@@ -374,10 +338,10 @@ class Pipeline:
         last = list(open_runs.values())  # the runs that reach the batch's last frame carry their state on
         runs += last
         cfg = self.temporal.config
-        zero = torch.zeros(cfg.layers, 1, cfg.hidden)
+        zero = torch.zeros(cfg.layers, 1, cfg.hidden, device=self.device)
         start = torch.cat([states.get(i, zero) if first else zero for i, _, first in runs], 1)
         rot, betas, cam, final = self.temporal.sequences([out.features[rows] for _, rows, _ in runs], start)
-        order = torch.tensor([r for _, rows, _ in runs for r in rows])
+        order = torch.tensor([r for _, rows, _ in runs for r in rows], device=self.device)
         rotmats, betas_out, cam_out = out.rotmats.clone(), out.betas.clone(), out.cam.clone()
         rotmats[order], betas_out[order], cam_out[order] = rot, betas, cam
         states.clear()

@@ -34,6 +34,7 @@ final mesh has them). A fit that does not lower the keypoint residual is not use
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -153,6 +154,12 @@ class Refiner:
     def __init__(self, body: BodyModel, config: RefineConfig | None = None) -> None:
         self.body, self.config = body, config or RefineConfig()
 
+    def on(self, body: BodyModel) -> Refiner:
+        """The same fit with ``body`` instead (the body moved to another device: the fit runs where its inputs and body are)."""
+        out = copy.copy(self)
+        out.body = body
+        return out
+
     def fit(
         self,
         rotmats: torch.Tensor,
@@ -176,8 +183,8 @@ class Refiner:
         which way each person faces by their keypoints (``lrpose.facing.keypoint_facing``, e.g. averaged
         over the track; None: each frame's own keypoints). ``gaps`` (B,): frames between each row and the
         frame it is anchored to (None: 1); the temporal term's residuals are divided by it (a person moves
-        about ``gap`` times as far)."""
-        cfg = self.config
+        about ``gap`` times as far). Every tensor and the body are on one device; the fit runs there."""
+        cfg, dev = self.config, rotmats.device
         rotmats, betas, trans, heights, center_px = rotmats.float(), betas.float(), trans.float(), heights.float(), center_px.float()
         kp = torch.nan_to_num(keypoints.float(), nan=0.0)
         conf = torch.where(kp[..., 2] >= cfg.min_conf, kp[..., 2], torch.zeros_like(kp[..., 2]))
@@ -188,21 +195,21 @@ class Refiner:
             before = self._residual(skin(rotmats, trans), kp, conf, focal_px, center_px)
         if not bool(todo.any()) or cfg.iters == 0:
             return RefineResult(
-                rotmats, trans, torch.zeros_like(todo), before, before.clone(), betas, torch.full((len(todo), 17, 4), math.nan)
+                rotmats, trans, torch.zeros_like(todo), before, before.clone(), betas, torch.full((len(todo), 17, 4), math.nan, device=dev)
             )
         idx = torch.nonzero(todo).squeeze(1)
         trans_in, trans = trans, trans.clone()
         trans[idx] = _align_translation(skin.select(idx), rotmats[idx], trans[idx], kp[idx], conf[idx], focal_px, center_px)
         out_rot, out_trans, out_betas = rotmats.clone(), trans_in.clone(), betas.clone()
-        outside = carry[idx] if carry is not None else torch.full((len(idx), 17, 4), math.nan)
-        reach = 1.0 / gaps[idx].float().clamp_min(1.0) if gaps is not None else torch.ones(len(idx))
+        outside = carry[idx] if carry is not None else torch.full((len(idx), 17, 4), math.nan, device=dev)
+        reach = 1.0 / gaps[idx].float().clamp_min(1.0) if gaps is not None else torch.ones(len(idx), device=dev)
         fitted = self._fit_in_order(idx, self._previous_rows(previous, todo, idx), outside, rotmats, betas, trans, kp, conf, heights,
                                     focal_px, center_px, (out_rot, out_trans, out_betas), skin, said, reach)  # fmt: skip
         with torch.no_grad():
             after = self._residual(skin(out_rot, out_trans, out_betas - betas), kp, conf, focal_px, center_px)
         worse = todo & ~(after < before)  # a fit that does not bring the body closer to the keypoints is not used
         out_rot[worse], out_trans[worse], out_betas[worse], after[worse] = rotmats[worse], trans_in[worse], betas[worse], before[worse]
-        anchors = torch.full((len(todo), 17, 4), math.nan)
+        anchors = torch.full((len(todo), 17, 4), math.nan, device=dev)
         anchors[idx] = fitted
         anchors[worse] = math.nan
         return RefineResult(out_rot, out_trans, todo & ~worse, before, after, out_betas, anchors)
@@ -214,11 +221,13 @@ class Refiner:
         within ``idx`` or ``outside`` from an earlier batch), every start at once (``_starts``); writes the chosen fits
         into ``out`` (rotations, translations, betas) and returns each row's (17, 4) anchor."""
         out_rot, out_trans, out_betas = out
-        fitted = torch.zeros(len(idx), 17, 4)  # per refined row: keypoints relative to the torso (m) and depth
-        level = torch.zeros(len(idx), dtype=torch.long)
-        for k in range(len(idx)):  # rows come in frame order: a row's previous frame has a lower level
-            level[k] = level[prev[k]] + 1 if prev[k] >= 0 else 0
-        for lv in range(int(level.max()) + 1 if len(idx) else 0):  # frame by frame: each fit is anchored to the one before
+        dev = idx.device
+        fitted = torch.zeros(len(idx), 17, 4, device=dev)  # per refined row: keypoints relative to the torso (m) and depth
+        levels: list[int] = []
+        for p in prev.tolist():  # rows come in frame order: a row's previous frame has a lower level
+            levels.append(levels[p] + 1 if p >= 0 else 0)
+        level = torch.tensor(levels, dtype=torch.long, device=dev)
+        for lv in range(max(levels) + 1 if levels else 0):  # frame by frame: each fit is anchored to the one before
             sub = torch.nonzero(level == lv).squeeze(1)
             rows = idx[sub]
             inside = prev[sub] >= 0
@@ -227,7 +236,7 @@ class Refiner:
             anchor = torch.nan_to_num(anchor, nan=1.0)
             m = len(rows)
             first, again = self._starts(rotmats[rows], said[rows])
-            cand = torch.cat([torch.arange(m), again])  # each candidate fit's position in ``rows``
+            cand = torch.cat([torch.arange(m, device=dev), again])  # each candidate fit's position in ``rows``
             starts, crow = torch.cat([first, turn_around(first[again])]), rows[cand]
             trust = self._trust(skin.select(rows)(rotmats[rows], trans[rows]), kp[rows], conf[rows], heights[rows], focal_px, center_px)
             fit_rot, fit_trans, fit_betas, cost = self._optimise(
@@ -236,9 +245,9 @@ class Refiner:
             )  # fmt: skip
             cost = cost + self._facing_penalty(crow, said[crow], fit_rot, fit_trans, fit_betas - betas[crow], skin, heights, focal_px,
                                                center_px)  # fmt: skip
-            pick = torch.arange(m)
+            pick = torch.arange(m, device=dev)
             if len(again):  # the turned start wins where it ends cheaper
-                turned = m + torch.arange(len(again))
+                turned = m + torch.arange(len(again), device=dev)
                 pick[again] = torch.where(cost[turned] < cost[again], turned, again)
             out_rot[rows], out_trans[rows], out_betas[rows] = fit_rot[pick], fit_trans[pick], fit_betas[pick]
             with torch.no_grad():
@@ -253,7 +262,7 @@ class Refiner:
         turned pose (with ``flip``): one fit per person where the facing is known, two where it is not."""
         cfg = self.config
         if not cfg.flip:
-            return rot, torch.zeros(0, dtype=torch.long)
+            return rot, torch.zeros(0, dtype=torch.long, device=rot.device)
         clear = (said.abs() >= cfg.facing_clear) & (cfg.facing > 0)  # facing 0: the keypoints' facing is not used
         wrong = clear & (body_faces_camera(rot[:, 0]) != (said > 0))
         first = torch.where(wrong[:, None, None, None], turn_around(rot), rot) if bool(wrong.any()) else rot
@@ -272,9 +281,9 @@ class Refiner:
     def _previous_rows(previous: torch.Tensor | None, todo: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """``previous`` re-indexed into the refined subset (-1 where the previous row is not refined)."""
         if previous is None:
-            return torch.full((len(idx),), -1, dtype=torch.long)
-        where = torch.full((len(todo),), -1, dtype=torch.long)
-        where[idx] = torch.arange(len(idx))
+            return torch.full((len(idx),), -1, dtype=torch.long, device=idx.device)
+        where = torch.full((len(todo),), -1, dtype=torch.long, device=idx.device)
+        where[idx] = torch.arange(len(idx), device=idx.device)
         p = previous[idx]
         return torch.where(p >= 0, where[p.clamp_min(0)], p)
 
@@ -295,11 +304,11 @@ class Refiner:
             KeypointSkinner(self.body, betas.to(dt)), rot0, trans0, kp, heights, w_prior, anchor.to(dt), has_anchor, focal_px, center,
             cfg.limits, cfg.smooth, cfg.shape_prior if cfg.fit_betas else None,
         )  # fmt: skip
-        n, nx = rot0.shape[0], problem.nx
-        x = torch.zeros(n, nx, dtype=dt)
-        rows = torch.arange(n)
-        lam = torch.full((n,), 1e-3, dtype=dt)
-        eye = torch.eye(nx, dtype=dt)
+        n, nx, dev = rot0.shape[0], problem.nx, rot0.device
+        x = torch.zeros(n, nx, dtype=dt, device=dev)
+        rows = torch.arange(n, device=dev)
+        lam = torch.full((n,), 1e-3, dtype=dt, device=dev)
+        eye = torch.eye(nx, dtype=dt, device=dev)
         with torch.no_grad():
             for _ in range(cfg.iters):
                 rot, trans, shape = problem.unpack(x, rows)
@@ -336,7 +345,7 @@ class Refiner:
         crops: d ~0.03-0.05) keeps the full prior; one that does not (real photos: d ~0.11) a weaker one."""
         cfg = self.config
         if cfg.trust_shape <= 0:
-            return torch.ones(len(points))
+            return torch.ones(len(points), device=points.device)
         with torch.no_grad():
             uv = project(points, focal_px, center_px)
             w = conf / conf.sum(1, keepdim=True).clamp_min(1e-6)

@@ -215,7 +215,7 @@ def _process(source_path: Path, source: FrameSource, folder: Path, pipeline: Pip
     boxes_before = pipeline.detector.counts() if hasattr(pipeline.detector, "counts") else None  # --boxes
     if hasattr(pipeline.detector, "new_scene"):  # HOG's size check learns each camera's scene anew
         pipeline.detector.new_scene()
-    timer = pipeline.timer = StageTimer()
+    timer = pipeline.timer = StageTimer(pipeline.timer.device)  # a CUDA pipeline's timer waits for the device
     tracks_dir = _fresh_folder(folder)
     meta = {
         "fps": np.float32(source.fps), "image_size": np.array([source.width, source.height], np.int32),

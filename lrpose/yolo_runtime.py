@@ -1,16 +1,17 @@
-"""CPU inference runtimes for the YOLO pose detector: the one module that imports ultralytics, OpenVINO
+"""Inference runtimes for the YOLO pose detector: the one module that imports ultralytics, OpenVINO
 and ONNX Runtime.
 
 ``load(weights, runtime)`` gives a ``YoloNet``: letterboxed uint8 RGB image in, ultralytics' own NMS
 rows out, whichever runtime computes the network:
 
   * ``torch``: the checkpoint read with ``torch.load(weights_only=True)`` (ultralytics' safe-load
-    allow-list), conv + batch norm fused, channels-last;
+    allow-list), conv + batch norm fused, channels-last, float32, on the CPU or a CUDA device (``--device``);
   * ``openvino``: the same weights exported once to OpenVINO IR by ultralytics' exporter (dynamic
     height and width, float32), compiled for the CPU once per input shape;
   * ``onnx``: the same exported to ONNX, run by ONNX Runtime;
-  * ``auto``: ``openvino`` when it is installed, else ``torch``; an openvino that fails to import,
-    export or load falls back to ``torch`` with one warning (the same weights: the same detections).
+  * ``auto``: ``torch`` on a CUDA device, else ``openvino`` when it is installed, else ``torch``; an openvino
+    that fails to import, export or load falls back to ``torch`` with one warning (the same weights: the
+    same detections). OpenVINO and ONNX Runtime run on the CPU here, whatever the device.
 
 Exports are cached under ``$LRPOSE_CACHE_DIR/yolo`` (default ``~/.cache/lrpose/yolo``), one folder per
 (checkpoint sha256, format, export size, package versions), written into a temporary folder and
@@ -31,11 +32,15 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lrpose.assets import file_sha256
 from lrpose.errors import AssetFormatError, InputError, LrposeError
+
+if TYPE_CHECKING:
+    import torch
 
 RUNTIMES = ("auto", "openvino", "onnx", "torch")
 EXPORT_SIZE = 640
@@ -99,13 +104,19 @@ def runtime_problem(runtime: str) -> str | None:
     return None
 
 
-def choose(runtime: str) -> str:
-    """The runtime ``runtime`` stands for: ``auto`` -> openvino when it is installed, else torch (an
-    installed openvino that then fails to import or export is a fallback with a warning, in ``load``)."""
+def on_cuda(device: torch.device | str | None) -> bool:
+    """Whether ``device`` (a torch.device, a string like ``cuda:0``, or None for the CPU) is a CUDA device."""
+    return device is not None and str(device).startswith("cuda")
+
+
+def choose(runtime: str, device: torch.device | None = None) -> str:
+    """The runtime ``runtime`` stands for: ``auto`` -> torch when the detector runs on a CUDA ``device`` (the exported
+    runtimes are CPU-only), else openvino when it is installed, else torch (an installed openvino that then fails to
+    import or export is a fallback with a warning, in ``load``)."""
     if runtime not in RUNTIMES:
         raise InputError(f"--det-runtime must be one of {', '.join(RUNTIMES)}, not '{runtime}'")
     if runtime == "auto":
-        return "openvino" if installed("openvino") else "torch"
+        return "torch" if on_cuda(device) or not installed("openvino") else "openvino"
     return runtime
 
 
@@ -226,17 +237,23 @@ def load_torch_model(weights: Path):  # noqa: ANN202 - an ultralytics PoseModel 
 
 
 class _TorchNet:
-    """The fused channels-last torch model: ``(H, W, 3)`` uint8 RGB (H, W multiples of 32) -> raw output
-    ``(1, 4 + classes + keypoints*3, anchors)`` float32 torch tensor (boxes xywh in input pixels)."""
+    """The fused channels-last torch model on ``device`` (None: the CPU): ``(H, W, 3)`` uint8 RGB (H, W multiples
+    of 32) -> raw output ``(1, 4 + classes + keypoints*3, anchors)`` float32 torch tensor on that device (boxes xywh
+    in input pixels). The uint8 image goes to the device as it is and becomes float there (float32 also on CUDA:
+    half precision would move the scores of tiny people near the thresholds, unmeasured)."""
 
-    def __init__(self, model) -> None:  # noqa: ANN001 - an ultralytics model
+    def __init__(self, model, device: torch.device | None = None) -> None:  # noqa: ANN001 - an ultralytics model
         import torch
 
-        self.model, self._torch = model, torch
+        self.device = torch.device("cpu" if device is None else device)
+        self.model, self._torch = model.to(self.device), torch
 
     def __call__(self, canvas: np.ndarray):  # noqa: ANN204 - torch.Tensor
+        from lrpose.device import upload
+
         torch = self._torch
-        x = (torch.from_numpy(canvas).permute(2, 0, 1)[None].float() / 255.0).contiguous(memory_format=torch.channels_last)
+        image = upload(torch.from_numpy(canvas), self.device)
+        x = (image.permute(2, 0, 1)[None].float() / 255.0).contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
             raw = self.model(x)
         return raw[0] if isinstance(raw, (list, tuple)) else raw
@@ -310,24 +327,27 @@ class YoloNet:
     def detect(self, canvas: np.ndarray, conf: float, iou: float, classes: list[int]) -> np.ndarray:
         """One letterboxed ``(H, W, 3)`` uint8 RGB image (H, W multiples of 32) -> ``(N, 6 + K*3)`` float32
         rows ``x1, y1, x2, y2, score, class, keypoints (x, y, conf)...`` in canvas pixels, best first
-        (ultralytics' ``non_max_suppression``, the same for every runtime)."""
+        (ultralytics' ``non_max_suppression``, the same for every runtime, on the network's device)."""
         raw = self.net(canvas)
-        return self._nms(raw, conf_thres=conf, iou_thres=iou, classes=classes, nc=len(self.names))[0].numpy()
+        return self._nms(raw, conf_thres=conf, iou_thres=iou, classes=classes, nc=len(self.names))[0].cpu().numpy()
 
 
-def load(weights: Path, runtime: str = "auto", threads: int | None = None, root: Path | None = None) -> tuple[YoloNet, str | None]:
+def load(
+    weights: Path, runtime: str = "auto", threads: int | None = None, root: Path | None = None, device: torch.device | None = None
+) -> tuple[YoloNet, str | None]:
     """The YOLO checkpoint ``weights`` on ``runtime`` (``RUNTIMES``) with ``threads`` CPU threads (None:
     torch's count), and a warning line when ``auto`` had to fall back to torch (else None). An explicit
-    openvino / onnx that cannot be used raises ``RuntimeUnavailable``; ``root``: the export cache folder."""
+    openvino / onnx that cannot be used raises ``RuntimeUnavailable``; ``root``: the export cache folder.
+    ``device`` (torch.device or None: the CPU): where the torch runtime runs (``choose``: ``auto`` is torch on CUDA)."""
     import torch
 
-    chosen = choose(runtime)
+    chosen = choose(runtime, device)
     model = load_torch_model(Path(weights))  # also checks the file and gives the names and keypoint shape
     names = dict(model.names)
     shape = getattr(model, "kpt_shape", None) or getattr(model, "yaml", {}).get("kpt_shape")
     kpt_shape = tuple(shape) if shape is not None else None
     if chosen == "torch":
-        return YoloNet(_TorchNet(model), names, kpt_shape, "torch"), None
+        return YoloNet(_TorchNet(model, device), names, kpt_shape, "torch"), None
     threads = threads or torch.get_num_threads()
     try:
         model_file = export(Path(weights), chosen, root=root)
@@ -338,6 +358,6 @@ def load(weights: Path, runtime: str = "auto", threads: int | None = None, root:
     except RuntimeUnavailable as e:
         if runtime != "auto":
             raise
-        return YoloNet(_TorchNet(model), names, kpt_shape, "torch"), f"{e}; the detector runs on torch (same weights)"
+        return YoloNet(_TorchNet(model, device), names, kpt_shape, "torch"), f"{e}; the detector runs on torch (same weights)"
     del model
     return YoloNet(net, names, kpt_shape, chosen), None

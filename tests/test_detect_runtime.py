@@ -117,3 +117,30 @@ def test_bad_det_runtime_is_one_line_exit_1(tmp_path, capsys):
     assert main(["video", str(EXAMPLES / "cctv_synthetic.mp4"), "--det-runtime", "tpu", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --det-runtime must be one of auto, openvino, onnx, torch, not 'tpu'"]
+
+
+def test_auto_on_a_cuda_device_is_torch(monkeypatch):
+    """OpenVINO and ONNX Runtime run on the CPU here: with ``--device cuda`` auto means torch on the GPU; an
+    explicit runtime stays what was asked."""
+    import torch
+
+    monkeypatch.setattr(yolo_runtime, "installed", lambda package: True)
+    assert yolo_runtime.choose("auto", torch.device("cuda")) == "torch" == yolo_runtime.choose("auto", torch.device("cuda", 1))
+    assert yolo_runtime.choose("auto", torch.device("cpu")) == "openvino" == yolo_runtime.choose("auto")
+    assert yolo_runtime.choose("openvino", torch.device("cuda")) == "openvino"
+
+
+@needs_yolo
+def test_torch_runtime_on_an_explicit_cpu_device_gives_the_same_detections_and_moves_the_model():
+    import torch
+
+    from lrpose.detect import YoloDetector
+
+    image, weights = _frame(), assets.locate("detector").path
+    ref = YoloDetector(weights, det_size=640, runtime="torch")(image, 0)
+    got = YoloDetector(weights, det_size=640, runtime="torch", device=torch.device("cpu"))(image, 0)
+    assert len(ref.boxes_xyxy) >= 4
+    for a, b in ((ref.boxes_xyxy, got.boxes_xyxy), (ref.scores, got.scores), (ref.keypoints, got.keypoints)):
+        np.testing.assert_array_equal(a, b)
+    net, _ = yolo_runtime.load(weights, "torch", device=torch.device("meta"))  # meta stands in for a CUDA device
+    assert {t.device.type for t in (*net.net.model.parameters(), *net.net.model.buffers())} == {"meta"}

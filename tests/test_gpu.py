@@ -32,3 +32,38 @@ def test_rscnet_on_cuda_matches_cpu():
         a = net(x, torch.tensor([0, 1, 3, 4]))
         b = net.cuda()(x.cuda(), torch.tensor([0, 1, 3, 4]).cuda())
     torch.testing.assert_close(a.pose6d, b.pose6d.cpu(), atol=1e-3, rtol=1e-3)
+
+
+def test_pipeline_on_cuda_matches_cpu():
+    """Every stage with a device (RSC-Net, GRU, keypoint fit, carry, body) on CUDA: the same people and frames as
+    on the CPU, and 2D joints within a pixel (float rounding may end a Levenberg-Marquardt step elsewhere)."""
+    import numpy as np
+
+    from tests.test_pipeline import _every_stage
+
+    cpu, cuda = _every_stage(torch.device("cpu")), _every_stage(torch.device("cuda"))
+    assert cpu.keys() == cuda.keys()
+    refined = [k for k in cpu if k.endswith("/refined")]
+    assert np.mean([bool(cpu[k]) == bool(cuda[k]) for k in refined]) >= 0.9
+    joints = np.array([np.abs(cpu[k] - cuda[k]).max() for k in cpu if k.endswith("/joints2d")])
+    assert np.median(joints) < 0.5 and np.all(np.isfinite(joints))
+    feats = [k for k in cpu if k.endswith("/features")]
+    torch.testing.assert_close(torch.from_numpy(np.stack([cuda[k] for k in feats])), torch.from_numpy(np.stack([cpu[k] for k in feats])),
+                               atol=1e-3, rtol=1e-3)  # fmt: skip
+
+
+def test_yolo_torch_runtime_on_cuda_matches_cpu():
+    import numpy as np
+
+    from lrpose import assets, yolo_runtime
+    from lrpose.detect import YoloDetector
+    from tests.test_detect_runtime import _frame
+
+    if not yolo_runtime.yolo_available() or assets.locate("detector").path is None:
+        pytest.skip("needs ultralytics and the YOLO weights (bash tools/install-yolo.sh)")
+    image, weights = _frame(), assets.locate("detector").path
+    ref = YoloDetector(weights, det_size=640, runtime="torch")(image, 0)
+    det = YoloDetector(weights, det_size=640, runtime="auto", device=torch.device("cuda"))
+    got = det(image, 0)
+    assert det.runtime == "torch" and len(got.boxes_xyxy) == len(ref.boxes_xyxy) >= 4
+    assert np.abs(got.boxes_xyxy - ref.boxes_xyxy).max() < 1.0 and np.abs(got.keypoints[..., :2] - ref.keypoints[..., :2]).max() < 1.0

@@ -245,3 +245,74 @@ def test_temporal_runs_of_a_batch_in_one_call_equal_frame_by_frame(parts):
     assert torch.allclose(betas, torch.stack([r[1] for r in ref]), atol=1e-5)
     assert torch.allclose(cam, torch.stack([r[2] for r in ref]), atol=1e-5)
     assert set(states) == {1} and torch.allclose(states[1], state[1], atol=1e-5)  # only the track in the last frame carries on
+
+
+def _every_stage(device: torch.device | None = None, default_device: str | None = None) -> dict[str, np.ndarray]:
+    """Every per-person number of a run through each stage that has a device: two tracks with keypoints on every
+    2nd frame (fits, anchors, carries to the frames between), the GRU, the body; ``default_device``: torch's
+    default device during the run."""
+    from pathlib import Path
+
+    from lrpose.models.temporal import TemporalConfig, TemporalModule
+    from lrpose.refine import Refiner
+
+    torch.manual_seed(0)
+    body = load_body()
+    model, _ = load_rscnet(Path(__file__).resolve().parent.parent / "weights" / "lrpose_rscnet.pt")
+    temporal = TemporalModule.from_rscnet(model, TemporalConfig(feat_dim=model.feature_dim, hidden=64, n_iter=model.config.n_iter))
+    for p in temporal.gru.parameters():
+        p.data.normal_(0, 0.05)
+    one = FrontalKeypoints(body, {3, 4})
+
+    def two(image: np.ndarray, index: int) -> Detections:
+        d, shift = one(image, index), np.array([90.0 + index, 10.0], np.float32)
+        kp = d.keypoints[0].copy()
+        kp[:, :2] += shift
+        return Detections(np.stack([d.boxes_xyxy[0], d.boxes_xyxy[0] + np.tile(shift, 2)]), np.array([0.9, 0.8], np.float32),
+                          np.stack([d.keypoints[0], kp]))  # fmt: skip
+
+    cfg = PipelineConfig(det_stride=2, max_gap=4, batch_frames=4, detect_ahead=False)
+    pipe = Pipeline(model, body, two, temporal.eval(), cfg, refiner=Refiner(body), device=device)
+    rng = np.random.default_rng(0)
+    frames_ = [Frame(i, rng.integers(0, 255, (240, 400, 3), dtype=np.uint8), i / 10) for i in range(9)]
+    with torch.device(default_device or "cpu"):
+        people = [p for r in pipe.run(iter(frames_), fps=10.0) for p in r.people]
+    names = ("pose", "rotmats", "betas", "pred_cam", "orig_cam", "trans", "joints3d", "joints2d", "vertices", "features", "kp_residual")
+    out = {f"{p.frame_index}/{p.track_id}/{k}": np.asarray(getattr(p, k)) for p in people for k in (*names, "refined")}
+    assert len(people) == 18 and 4 <= sum(p.refined for p in people) < 18  # fitted frames and carried ones
+    return out
+
+
+def test_an_explicit_cpu_device_gives_the_default_numbers_and_names_every_tensors_device():
+    """``device=cpu`` is the default path, number for number. Run again with torch's default device set to
+    ``meta``: a tensor made without naming its device would land there and fail against the CPU ones, so
+    every stage (crops, RSC-Net, GRU, keypoint fit, carry, body) puts its tensors on the pipeline's
+    device or, for the per-row bookkeeping, on the host by name: what a CUDA device needs, checked on the CPU."""
+    default = _every_stage()
+    for run in (_every_stage(torch.device("cpu")), _every_stage(torch.device("cpu"), default_device="meta")):
+        assert run.keys() == default.keys()
+        assert [k for k in default if not np.array_equal(default[k], run[k], equal_nan=True)] == []
+
+
+def test_networks_and_body_move_to_the_pipeline_device_and_the_callers_body_stays(parts):
+    """Every parameter and buffer of RSC-Net, the GRU, the body and the refiner's body is on the pipeline's device
+    after construction (``meta`` stands in for a CUDA device); the body given stays on the host for the writers."""
+    import copy
+
+    from lrpose.models.temporal import TemporalConfig, TemporalModule
+    from lrpose.refine import Refiner
+
+    model, body = parts
+    model = copy.deepcopy(model)
+    temporal = TemporalModule.from_rscnet(model, TemporalConfig(feat_dim=model.feature_dim, hidden=64, n_iter=model.config.n_iter))
+    refiner = Refiner(body)
+    here = Pipeline(model, body, None, temporal, refiner=refiner, device=torch.device("cpu"))
+    assert here.device_body is body and here.refiner is refiner and here.timer.device is None  # nothing copied on the CPU
+    pipe = Pipeline(model, body, None, temporal, refiner=refiner, device=torch.device("meta"))
+    moved = {"model": pipe.model, "temporal": pipe.temporal, "body": pipe.device_body, "refiner body": pipe.refiner.body}
+    for name, module in moved.items():
+        tensors = [*module.parameters(), *module.buffers()]
+        assert tensors and {t.device.type for t in tensors} == {"meta"}, name
+    assert pipe.refiner.body is pipe.device_body and pipe.refiner.config is refiner.config
+    assert pipe.device_body.uv.device.type == "meta" and pipe.device_body.layer.shapedirs.device.type == "meta"
+    assert pipe.body is body and {t.device.type for t in body.buffers()} == {"cpu"} and refiner.body is body

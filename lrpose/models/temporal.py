@@ -95,11 +95,11 @@ class TemporalModule(nn.Module):
         the N = sum T_r frames, sequence after sequence, and (layers, R, hidden) each sequence's final
         state. The same numbers as ``forward`` one sequence at a time; one GRU call and one regressor
         call for all (the regressor's weights are read once, not once per frame)."""
-        lengths = torch.tensor([len(f) for f in features])
+        lengths = torch.tensor([len(f) for f in features], device="cpu")  # pack_padded_sequence wants them on the host
         padded = nn.utils.rnn.pad_sequence(features, batch_first=True)
         packed = nn.utils.rnn.pack_padded_sequence(padded, lengths, batch_first=True, enforce_sorted=False)
         y, state = self.gru(packed, state)
         y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True)
-        valid = torch.arange(padded.shape[1])[None] < lengths[:, None]  # (R, T): row-major = sequence after sequence
+        valid = torch.arange(padded.shape[1], device=padded.device)[None] < lengths.to(padded.device)[:, None]  # (R, T): row-major
         _, rotmats, betas, cam = self._head(y[valid], padded[valid])
         return rotmats, betas, cam, state
