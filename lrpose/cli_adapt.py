@@ -88,7 +88,7 @@ def adapt(
     from lrpose.pipeline import Pipeline, PipelineConfig
     from lrpose.threads import set_threads
     from lrpose.training.adapt import Adaptation, AdaptConfig, fine_tune, gather
-    from lrpose.training.adapt_temporal import TemporalAdaptConfig
+    from lrpose.training.adapt_temporal import TemporalAdaptConfig, heldout_score_temporal
     from lrpose.training.pseudo import LabelFilter
     from lrpose.video import expand_sources
 
@@ -133,15 +133,11 @@ def adapt(
             def report(done: int, total: int, parts: dict) -> None:
                 bar.update(task, completed=done, info=f"loss {parts['loss']:.4f} | {len(labels)} pseudo-labels")
 
+            base_video = heldout_score_temporal(model, base_temporal.module, body, held) if temporal_steps else None
             result = fine_tune(cfg, job, report, dev, write=temporal_steps == 0)
+        _print_heldout("no refinement", result["heldout"]["before"], result["heldout"]["after"])
         if temporal_steps:
-            _adapt_temporal(tcfg, job, base_temporal.module, result, out)
-    b, a = result["heldout"]["before"], result["heldout"]["after"]
-    console.print(
-        f"held-out ({b['n']} person-frames, no refinement): keypoint error {b['kp_error']:.4f} -> {a['kp_error']:.4f} of the height, "
-        f"facing agreement {b['facing']:.3f} -> {a['facing']:.3f}",
-        soft_wrap=True,
-    )
+            _adapt_temporal(tcfg, job, base_temporal.module, result, out, base_video, cfg.tolerance)
     console.print(f"wrote {out} (use it with --weights {out})", soft_wrap=True)
 
 
@@ -203,15 +199,25 @@ def _temporal(model, info):  # noqa: ANN001, ANN202 - TemporalChoice
     return choice
 
 
-def _adapt_temporal(tcfg, job, base, provenance: dict, out: Path) -> None:  # noqa: ANN001
+def _print_heldout(what: str, b: dict, a: dict) -> None:
+    console.print(
+        f"held-out ({b['n']} person-frames, {what}): keypoint error {b['kp_error']:.4f} -> {a['kp_error']:.4f} of the height, "
+        f"facing agreement {b['facing']:.3f} -> {a['facing']:.3f}",
+        soft_wrap=True,
+    )
+
+
+def _adapt_temporal(tcfg, job, base, provenance: dict, out: Path, base_video: dict, tolerance: float) -> None:  # noqa: ANN001
     """Second stage: the temporal module for the adapted RSC-Net (``job.model``) on pseudo-label chunks,
-    then the one file with both (``write_adapted``); without usable chunks the file holds RSC-Net alone."""
+    then the one file with both (``write_adapted``); without usable chunks the file holds RSC-Net alone.
+    ``base_video``: the held-out score of the base with its own temporal module (what ``lrpose video``
+    gave before); an adapted pair that scores worse than it is not written (``AdaptRefused``)."""
     from dataclasses import replace
 
     from lrpose.models.checkpoint import weights_digest
     from lrpose.models.temporal import TemporalModule
-    from lrpose.training.adapt import write_adapted
-    from lrpose.training.adapt_temporal import fine_tune_temporal, label_sequences
+    from lrpose.training.adapt import AdaptRefused, worse, write_adapted
+    from lrpose.training.adapt_temporal import fine_tune_temporal, heldout_score_temporal, label_sequences
 
     tcfg = replace(tcfg, rscnet_digest=weights_digest(job.model.state_dict()))  # a resume must be on these features
     seqs = label_sequences(job.model, job.body, job.labels, tcfg)
@@ -230,8 +236,17 @@ def _adapt_temporal(tcfg, job, base, provenance: dict, out: Path) -> None:  # no
             bar.update(task, completed=done, info=f"loss {parts['loss']:.4f} | {len(seqs.length)} chunks")
 
         module, tprov = fine_tune_temporal(tcfg, start, job.body, seqs, job.run_dir / "temporal", job.body.body_id, report)
-    write_adapted(out, job.model, job.body.body_id, provenance, module, tprov)
     console.print(f"temporal module: loss {tprov['loss_first']:.4f} -> {tprov['loss_last']:.4f} over {tcfg.steps} steps", soft_wrap=True)
+    after = heldout_score_temporal(job.model, module, job.body, job.heldout)
+    _print_heldout("with the temporal module, no refinement", base_video, after)
+    tprov = {**tprov, "heldout": {"before": base_video, "after": after}}
+    why = worse(base_video, after, tolerance)
+    if why is not None:
+        raise AdaptRefused(
+            f"the adapted network with its adapted temporal module is worse on the held-out part than the base with its own ({why}): "
+            f"{out} not written (run kept in {job.run_dir}; more footage, fewer --temporal-steps or --steps may help)"
+        )
+    write_adapted(out, job.model, job.body.body_id, provenance, module, tprov)
 
 
 def _refiner(body, iters: int, min_height: float):  # noqa: ANN001, ANN202

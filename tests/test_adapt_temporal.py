@@ -183,3 +183,22 @@ def test_collected_frames_are_source_frames_and_the_split_is_in_time(body):
     assert out.heldout.frame.tolist() == [40, 41, 42, 43]
     runs = track_runs(out.train)  # every window is its own run: the frame step jumps between windows
     assert [out.train.frame[r].tolist() for r in runs] == [list(range(a, a + 4)) for a in range(0, 36, 8)]
+
+
+def test_heldout_score_with_a_temporal_module(tiny, body):
+    from lrpose.training.adapt import heldout_score
+    from lrpose.training.adapt_temporal import heldout_score_temporal
+
+    model, _ = load_rscnet(tiny)
+    held = tracked()
+    held.keypoints[..., 0], held.keypoints[..., 1], held.keypoints[..., 2] = 12.0, np.linspace(4, 28, 17), 0.9
+    per_frame = heldout_score(model, body, held)
+    assert heldout_score_temporal(model, None, body, held) == per_frame  # no GRU: the network per frame
+    identity = TemporalModule.from_rscnet(model, TemporalConfig(model.feature_dim, hidden=16, layers=1, n_iter=model.config.n_iter))
+    same = heldout_score_temporal(model, identity, body, held)  # from_rscnet starts as the identity: the same bodies
+    assert same["n"] == per_frame["n"] == 39 and same["facing_n"] == per_frame["facing_n"]
+    assert same["kp_error"] == pytest.approx(per_frame["kp_error"], rel=1e-5) and same["facing"] == per_frame["facing"]
+    moved = copy.deepcopy(identity)
+    with torch.no_grad():
+        moved.linear.weight.normal_(0, 0.5)  # a GRU whose output now matters
+    assert heldout_score_temporal(model, moved, body, held)["kp_error"] != pytest.approx(per_frame["kp_error"], rel=1e-3)

@@ -127,26 +127,37 @@ def heldout_score(model: RSCNet, body: BodyModel, held: LabelSet, min_conf: floa
     faces the same way; ``n`` / ``facing_n`` the frames counted."""
     was_training = model.training
     model.eval()
-    reg = body.coco_regressor()
-    size = model.config.input_size
-    err_sum, err_n, agree, clear_n = 0.0, 0, 0, 0
+    sums = np.zeros(4)
     for start in range(0, len(held), batch):
-        sl = slice(start, start + batch)
-        images = torch.stack([normalize(c) for c in held.crops[sl]])
-        out = model(images, torch.tensor([select_range(int(n)) for n in held.native[sl]]))
-        posed = body(out.rotmats[:, 1:], out.rotmats[:, 0], out.betas)
-        uv = (weak_perspective_project(torch.einsum("jv,bvi->bji", reg, posed.vertices), out.cam) + 1.0) * size / 2.0 - 0.5
-        kp = torch.from_numpy(held.keypoints[sl]).float()
-        h = torch.from_numpy(held.height[sl] * size / held.native[sl]).float()  # box height in crop pixels
-        ok = kp[..., 2] >= min_conf
-        dist = (uv - kp[..., :2]).norm(dim=-1) / h[:, None]
-        err_sum, err_n = err_sum + float(dist[ok].sum()), err_n + int(ok.sum())
-        said = keypoint_facing(kp[..., :2], torch.where(ok, kp[..., 2], 0.0), h)
-        clear = said.abs() >= facing_clear
-        agree += int((body_faces_camera(out.rotmats[:, 0]) == (said > 0))[clear].sum())
-        clear_n += int(clear.sum())
+        rows = np.arange(start, min(start + batch, len(held)))
+        out = model(torch.stack([normalize(c) for c in held.crops[rows]]), torch.tensor([select_range(int(n)) for n in held.native[rows]]))
+        sums += agreement(body, model.config.input_size, held, rows, out.rotmats, out.betas, out.cam, min_conf, facing_clear)
     model.train(was_training)
-    return {"kp_error": err_sum / max(err_n, 1), "facing": agree / max(clear_n, 1), "n": len(held), "facing_n": clear_n}
+    return scores_of(sums, len(held))
+
+
+@torch.no_grad()
+def agreement(body: BodyModel, size: int, held: LabelSet, rows: np.ndarray, rotmats: torch.Tensor, betas: torch.Tensor,
+              cam: torch.Tensor, min_conf: float = 0.3, facing_clear: float = 0.04) -> np.ndarray:  # fmt: skip
+    """Bodies (B, 24, 3, 3) ``rotmats``, (B, 10) ``betas``, (B, 3) crop ``cam`` estimated for the held-out
+    ``rows`` (B,) of ``held`` (crops of ``size`` px) against their detector keypoints -> (4,) sums:
+    keypoint error (of the box height) over the confident keypoints, their count, facing agreements, and
+    frames whose keypoints say the facing clearly."""
+    posed = body(rotmats[:, 1:], rotmats[:, 0], betas)
+    uv = (weak_perspective_project(torch.einsum("jv,bvi->bji", body.coco_regressor(), posed.vertices), cam) + 1.0) * size / 2.0 - 0.5
+    kp = torch.from_numpy(held.keypoints[rows]).float()
+    h = torch.from_numpy(held.height[rows] * size / held.native[rows]).float()  # box height in crop pixels
+    ok = kp[..., 2] >= min_conf
+    dist = (uv - kp[..., :2]).norm(dim=-1) / h[:, None]
+    said = keypoint_facing(kp[..., :2], torch.where(ok, kp[..., 2], 0.0), h)
+    clear = said.abs() >= facing_clear
+    agree = (body_faces_camera(rotmats[:, 0]) == (said > 0))[clear]
+    return np.array([float(dist[ok].sum()), int(ok.sum()), int(agree.sum()), int(clear.sum())], np.float64)
+
+
+def scores_of(sums: np.ndarray, n: int) -> dict[str, float]:
+    """``agreement`` sums over ``n`` held-out person-frames -> ``heldout_score``'s dict."""
+    return {"kp_error": float(sums[0] / max(sums[1], 1)), "facing": float(sums[2] / max(sums[3], 1)), "n": n, "facing_n": int(sums[3])}
 
 
 def worse(before: dict[str, float], after: dict[str, float], tolerance: float) -> str | None:

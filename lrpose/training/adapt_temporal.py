@@ -87,6 +87,30 @@ def track_runs(labels: LabelSet) -> list[np.ndarray]:
     return runs
 
 
+@torch.no_grad()
+def heldout_score_temporal(model: RSCNet, temporal: TemporalModule | None, body: BodyModel, held: LabelSet, batch: int = 64) -> dict:
+    """``adapt.heldout_score`` of what ``lrpose video`` gives with ``model`` and ``temporal`` (no refinement):
+    phi of every held-out crop, then the GRU over each track's runs of consecutive frames (``track_runs``);
+    ``temporal`` None: the network per frame, as ``heldout_score``."""
+    from lrpose.training.adapt import agreement, heldout_score, scores_of
+
+    if temporal is None:
+        return heldout_score(model, body, held, batch=batch)
+    was_training = model.training
+    model.eval()
+    feats = []
+    for start in range(0, len(held), batch):
+        sl = slice(start, start + batch)
+        ranges = torch.tensor([select_range(int(n)) for n in held.native[sl]])
+        feats.append(model(torch.stack([normalize(c) for c in held.crops[sl]]), ranges).features)
+    model.train(was_training)
+    runs = track_runs(held)
+    phi = torch.cat(feats)
+    rotmats, betas, cam, _ = temporal.eval().sequences([phi[torch.from_numpy(r)] for r in runs], None)
+    rows = np.concatenate(runs)
+    return scores_of(agreement(body, model.config.input_size, held, rows, rotmats, betas, cam), len(held))
+
+
 def chunks_of(runs: list[np.ndarray], chunk: int, min_chunk: int) -> list[np.ndarray]:
     """Each run cut into consecutive pieces of ``chunk`` rows (the last one shorter); pieces under ``min_chunk`` are dropped."""
     return [piece for run in runs for piece in np.split(run, range(chunk, len(run), chunk)) if len(piece) >= min_chunk]
