@@ -39,20 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_video import make_long  # noqa: E402  (the clip repeated: one home, bench_video)
+
 STAGES = ("decode", "detect", "track", "crop", "network", "temporal", "refine", "body", "write")
 TARGET_FPS = 100.0
-
-
-def make_long(clip: Path, out: Path, repeat: int) -> Path:
-    """``clip`` repeated ``repeat`` times into ``out`` (same size and fps)."""
-    from lrpose.io import FrameSource, VideoWriter
-
-    src = FrameSource(clip)
-    with VideoWriter(out, src.fps, src.width, src.height) as w:
-        for _ in range(repeat):
-            for f in src:
-                w.write(f.image)
-    return out
 
 
 def lrpose_video(sources: list[Path], out: Path, device: str, extra: list[str], timeout: float) -> float:

@@ -26,6 +26,7 @@ BUSY = "import torch; torch.set_num_threads(1); a = torch.rand(256, 256)\nwhile 
 
 
 def make_long(clip: Path, out: Path, repeat: int) -> Path:
+    """``clip`` repeated ``repeat`` times into ``out`` (same size and fps); also used by ``bench_gpu.py``."""
     from lrpose.io import FrameSource, VideoWriter
 
     src = FrameSource(clip)
