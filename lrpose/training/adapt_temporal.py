@@ -106,7 +106,9 @@ def heldout_score_temporal(model: RSCNet, temporal: TemporalModule | None, body:
     model.train(was_training)
     runs = track_runs(held)
     phi = torch.cat(feats)
+    was_training = temporal.training
     rotmats, betas, cam, _ = temporal.eval().sequences([phi[torch.from_numpy(r)] for r in runs], None)
+    temporal.train(was_training)
     rows = np.concatenate(runs)
     return scores_of(agreement(body, model.config.input_size, held, rows, rotmats, betas, cam), len(held))
 
