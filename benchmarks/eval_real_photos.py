@@ -164,7 +164,7 @@ def main() -> None:
     pipes = {}  # one detection per person and height serves every network
     for w, model in models.items():
         pipes.update({(k if len(models) == 1 else f"{k} [{w}]"): Pipeline(model, body, refiner=v) for k, v in methods.items()})
-    rows: dict[tuple[float, str], list[tuple[float, float, float, float, float]]] = {}
+    rows: dict[tuple[float, str], list[tuple[float, ...]]] = {}
     for name, photo in images(args.photo, args.video, args.every).items():
         ref = det(photo, 0)
         for p, (box, kp) in enumerate(zip(ref.boxes_xyxy, ref.keypoints, strict=True)):
