@@ -28,7 +28,6 @@ import torch
 from lrpose import assets
 from lrpose.body import BodyModel
 from lrpose.config import BodyConfig, check_minimums
-from lrpose.crops import normalize
 from lrpose.errors import InputError
 from lrpose.facing import body_faces_camera, keypoint_facing
 from lrpose.geometry import axis_angle_to_rotmat, weak_perspective_project
@@ -40,7 +39,7 @@ from lrpose.models.temporal import TemporalModule
 from lrpose.models.temporal_choice import temporal_entry
 from lrpose.pipeline import Pipeline
 from lrpose.resolution import select_range
-from lrpose.training.adapt_data import AdaptBatches
+from lrpose.training.adapt_data import AdaptBatches, network_outputs
 from lrpose.training.losses import FeatureQueue, basic_loss_parts, feature_loss, self_supervision_loss
 from lrpose.training.plumbing import RunFolder, config_json, resume_state
 from lrpose.training.pseudo import (
@@ -117,7 +116,6 @@ class AdaptConfig:
             raise InputError(f"--lr must be positive, got {self.lr}")
 
 
-@torch.no_grad()
 def heldout_score(model: RSCNet, body: BodyModel, held: LabelSet, min_conf: float = 0.3, facing_clear: float = 0.04,
                   batch: int = 64) -> dict[str, float]:  # fmt: skip
     """The network alone (no refinement, per frame) against the detector on held-out person-frames:
@@ -125,24 +123,28 @@ def heldout_score(model: RSCNet, body: BodyModel, held: LabelSet, min_conf: floa
     in units of the person box height (lower is better); ``facing`` share of the frames whose
     keypoints say clearly which way the person faces (|evidence| >= ``facing_clear``) where the body
     faces the same way; ``n`` / ``facing_n`` the frames counted."""
-    was_training = model.training
-    model.eval()
-    sums = np.zeros(4)
-    for start in range(0, len(held), batch):
-        rows = np.arange(start, min(start + batch, len(held)))
-        out = model(torch.stack([normalize(c) for c in held.crops[rows]]), torch.tensor([select_range(int(n)) for n in held.native[rows]]))
-        sums += agreement(body, model.config.input_size, held, rows, out.rotmats, out.betas, out.cam, min_conf, facing_clear)
-    model.train(was_training)
-    return scores_of(sums, len(held))
+    rows = np.arange(len(held))
+    _, rotmats, betas, cam = network_outputs(model, held, rows, batch)
+    return bodies_score(body, model.config.input_size, held, rows, rotmats, betas, cam, min_conf, facing_clear, batch)
 
 
 @torch.no_grad()
-def agreement(body: BodyModel, size: int, held: LabelSet, rows: np.ndarray, rotmats: torch.Tensor, betas: torch.Tensor,
-              cam: torch.Tensor, min_conf: float = 0.3, facing_clear: float = 0.04) -> np.ndarray:  # fmt: skip
-    """Bodies (B, 24, 3, 3) ``rotmats``, (B, 10) ``betas``, (B, 3) crop ``cam`` estimated for the held-out
-    ``rows`` (B,) of ``held`` (crops of ``size`` px) against their detector keypoints -> (4,) sums:
-    keypoint error (of the box height) over the confident keypoints, their count, facing agreements, and
-    frames whose keypoints say the facing clearly."""
+def bodies_score(body: BodyModel, size: int, held: LabelSet, rows: np.ndarray, rotmats: torch.Tensor, betas: torch.Tensor,
+                 cam: torch.Tensor, min_conf: float = 0.3, facing_clear: float = 0.04, batch: int = 64) -> dict[str, float]:  # fmt: skip
+    """``heldout_score`` of bodies already estimated: (R, 24, 3, 3) ``rotmats``, (R, 10) ``betas``, (R, 3) crop
+    ``cam`` for the held-out ``rows`` (R,) of ``held`` (crops of ``size`` px), posed ``batch`` at a time."""
+    sums = np.zeros(4)
+    for start in range(0, len(rows), batch):
+        sl = slice(start, start + batch)
+        sums += _agreement(body, size, held, rows[sl], rotmats[sl], betas[sl], cam[sl], min_conf, facing_clear)
+    kp_error, facing = float(sums[0] / max(sums[1], 1)), float(sums[2] / max(sums[3], 1))
+    return {"kp_error": kp_error, "facing": facing, "n": len(rows), "facing_n": int(sums[3])}
+
+
+def _agreement(body: BodyModel, size: int, held: LabelSet, rows: np.ndarray, rotmats: torch.Tensor, betas: torch.Tensor,
+               cam: torch.Tensor, min_conf: float, facing_clear: float) -> np.ndarray:  # fmt: skip
+    """(4,) sums for one batch: keypoint error (of the box height) over the confident keypoints, their
+    count, facing agreements, and frames whose keypoints say the facing clearly."""
     posed = body(rotmats[:, 1:], rotmats[:, 0], betas)
     uv = (weak_perspective_project(torch.einsum("jv,bvi->bji", body.coco_regressor(), posed.vertices), cam) + 1.0) * size / 2.0 - 0.5
     kp = torch.from_numpy(held.keypoints[rows]).float()
@@ -153,11 +155,6 @@ def agreement(body: BodyModel, size: int, held: LabelSet, rows: np.ndarray, rotm
     clear = said.abs() >= facing_clear
     agree = (body_faces_camera(rotmats[:, 0]) == (said > 0))[clear]
     return np.array([float(dist[ok].sum()), int(ok.sum()), int(agree.sum()), int(clear.sum())], np.float64)
-
-
-def scores_of(sums: np.ndarray, n: int) -> dict[str, float]:
-    """``agreement`` sums over ``n`` held-out person-frames -> ``heldout_score``'s dict."""
-    return {"kp_error": float(sums[0] / max(sums[1], 1)), "facing": float(sums[2] / max(sums[3], 1)), "n": n, "facing_n": int(sums[3])}
 
 
 def worse(before: dict[str, float], after: dict[str, float], tolerance: float) -> str | None:

@@ -17,6 +17,7 @@ from lrpose.body import BodyModel
 from lrpose.config import BodyConfig
 from lrpose.crops import normalize, resize_square
 from lrpose.geometry import weak_perspective_project
+from lrpose.models.rscnet import RSCNet
 from lrpose.resolution import LOWER_BOUNDS, NUM_RANGES, degrade, sample_size, select_range
 from lrpose.training.data import flip_pose
 from lrpose.training.pseudo import LabelSet
@@ -58,6 +59,23 @@ def pseudo_views(
 
 
 @torch.no_grad()
+@torch.no_grad()
+def network_outputs(model: RSCNet, labels: LabelSet, rows: np.ndarray, batch: int = 64) -> tuple[torch.Tensor, ...]:
+    """RSC-Net in eval mode (its mode is restored) on the crops ``rows`` (R,) of ``labels``, each at its native
+    range, ``batch`` at a time -> (R, D) phi, (R, 24, 3, 3) rotations, (R, 10) betas, (R, 3) crop cameras."""
+    was_training = model.training
+    model.eval()
+    outs = []
+    for start in range(0, len(rows), batch):
+        sl = rows[start : start + batch]
+        out = model(torch.stack([normalize(c) for c in labels.crops[sl]]), torch.tensor([select_range(int(n)) for n in labels.native[sl]]))
+        outs.append((out.features, out.rotmats, out.betas, out.cam))
+    model.train(was_training)
+    if not outs:
+        return torch.zeros(0, model.feature_dim), torch.zeros(0, 24, 3, 3), torch.zeros(0, 10), torch.zeros(0, 3)
+    return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))
+
+
 def labels_from_params(body: BodyModel, pose: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Keypoint labels of pseudo-labels from their SMPL parameters: (B, 24, 4) 3D SPIN keypoints
     (metres, confidence 1) and (B, 24, 3) 2D keypoints ``[u, v, 1]`` in [-1, 1] crop units (through

@@ -30,13 +30,12 @@ import torch
 
 from lrpose.body import BodyModel
 from lrpose.config import check_minimums
-from lrpose.crops import normalize
 from lrpose.geometry import axis_angle_to_rotmat
 from lrpose.models.checkpoint import load_temporal, save
 from lrpose.models.rscnet import RSCNet
 from lrpose.models.temporal import TemporalModule
 from lrpose.resolution import select_range
-from lrpose.training.adapt_data import labels_from_params
+from lrpose.training.adapt_data import labels_from_params, network_outputs
 from lrpose.training.losses import basic_loss_parts
 from lrpose.training.plumbing import RunFolder, config_json, resume_state
 from lrpose.training.pseudo import LabelSet
@@ -92,25 +91,17 @@ def heldout_score_temporal(model: RSCNet, temporal: TemporalModule | None, body:
     """``adapt.heldout_score`` of what ``lrpose video`` gives with ``model`` and ``temporal`` (no refinement):
     phi of every held-out crop, then the GRU over each track's runs of consecutive frames (``track_runs``);
     ``temporal`` None: the network per frame, as ``heldout_score``."""
-    from lrpose.training.adapt import agreement, heldout_score, scores_of
+    from lrpose.training.adapt import bodies_score, heldout_score
 
     if temporal is None:
         return heldout_score(model, body, held, batch=batch)
-    was_training = model.training
-    model.eval()
-    feats = []
-    for start in range(0, len(held), batch):
-        sl = slice(start, start + batch)
-        ranges = torch.tensor([select_range(int(n)) for n in held.native[sl]])
-        feats.append(model(torch.stack([normalize(c) for c in held.crops[sl]]), ranges).features)
-    model.train(was_training)
     runs = track_runs(held)
-    phi = torch.cat(feats)
-    was_training = temporal.training
-    rotmats, betas, cam, _ = temporal.eval().sequences([phi[torch.from_numpy(r)] for r in runs], None)
-    temporal.train(was_training)
     rows = np.concatenate(runs)
-    return scores_of(agreement(body, model.config.input_size, held, rows, rotmats, betas, cam), len(held))
+    phi = network_outputs(model, held, rows, batch)[0]
+    was_training = temporal.training
+    rotmats, betas, cam, _ = temporal.eval().sequences(list(phi.split([len(r) for r in runs])), None)
+    temporal.train(was_training)
+    return bodies_score(body, model.config.input_size, held, rows, rotmats, betas, cam, batch=batch)
 
 
 def chunks_of(runs: list[np.ndarray], chunk: int, min_chunk: int) -> list[np.ndarray]:
@@ -124,22 +115,18 @@ def label_sequences(model: RSCNet, body: BodyModel, labels: LabelSet, cfg: Tempo
     (F, D) phi of ``model`` in eval mode on each crop at its native range, and the labels."""
     rows = chunks_of(track_runs(labels), cfg.chunk, cfg.min_chunk)
     order = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    was_training = model.training
-    model.eval()
-    feats, s3, part = [], [], []
+    s3, part = [], []
     ranges = np.array([select_range(int(n)) for n in labels.native[order]], np.int64)
     for start in range(0, len(order), batch):
         sl = order[start : start + batch]
-        images = torch.stack([normalize(c) for c in labels.crops[sl]])
-        feats.append(model(images, torch.from_numpy(ranges[start : start + batch])).features)
         s, p = labels_from_params(body, *(torch.from_numpy(getattr(labels, k)[sl]) for k in ("pose", "betas", "cam")))
         s3.append(s)
         part.append(p)
-    model.train(was_training)
     cat = lambda xs, shape: torch.cat(xs).numpy().astype(np.float32) if xs else np.zeros(shape, np.float32)  # noqa: E731
     lengths = np.array([len(r) for r in rows], np.int64)
+    features = network_outputs(model, labels, order, batch)[0].numpy().astype(np.float32)
     return Sequences(
-        features=cat(feats, (0, model.feature_dim)), pose=labels.pose[order], betas=labels.betas[order], S=cat(s3, (0, 24, 4)),
+        features=features, pose=labels.pose[order], betas=labels.betas[order], S=cat(s3, (0, 24, 4)),
         part=cat(part, (0, 24, 3)), range_index=ranges.astype(np.int8), length=lengths, rscnet_id="adapted",
         start=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
     )  # fmt: skip
