@@ -336,7 +336,8 @@ def make_detector(
     from the people (``YoloDetector.input_side``; smaller with ``fast``), HOG uses 1280. ``runtime``:
     YOLO's inference runtime (``lrpose.yolo_runtime.RUNTIMES``); a fallback's warning is ``runtime_warning``. ``device``
     (torch.device or None: the CPU): where YOLO's torch runtime runs (``auto`` picks torch on CUDA); HOG runs on the CPU."""
-    from lrpose.yolo_runtime import choose, on_cuda
+    from lrpose.device import on_cuda
+    from lrpose.yolo_runtime import choose
 
     size = parse_det_size(det_size)
     choose(runtime)  # a bad --det-runtime fails whichever detector runs

@@ -25,6 +25,11 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
+def on_cuda(device: torch.device | str | None) -> bool:
+    """Whether ``device`` (a torch.device, a string like ``cuda:0``, or None for the CPU) is a CUDA device."""
+    return device is not None and str(device).startswith("cuda")
+
+
 def device_of(module: torch.nn.Module) -> torch.device:
     """The device of ``module``'s first parameter or buffer (cpu for a module without any)."""
     for t in (*module.parameters(), *module.buffers()):

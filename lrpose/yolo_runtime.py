@@ -104,11 +104,6 @@ def runtime_problem(runtime: str) -> str | None:
     return None
 
 
-def on_cuda(device: torch.device | str | None) -> bool:
-    """Whether ``device`` (a torch.device, a string like ``cuda:0``, or None for the CPU) is a CUDA device."""
-    return device is not None and str(device).startswith("cuda")
-
-
 def choose(runtime: str, device: torch.device | None = None) -> str:
     """The runtime ``runtime`` stands for: ``auto`` -> torch when the detector runs on a CUDA ``device`` (the exported
     runtimes are CPU-only), else openvino when it is installed, else torch (an installed openvino that then fails to
@@ -116,6 +111,8 @@ def choose(runtime: str, device: torch.device | None = None) -> str:
     if runtime not in RUNTIMES:
         raise InputError(f"--det-runtime must be one of {', '.join(RUNTIMES)}, not '{runtime}'")
     if runtime == "auto":
+        from lrpose.device import on_cuda
+
         return "torch" if on_cuda(device) or not installed("openvino") else "openvino"
     return runtime
 
